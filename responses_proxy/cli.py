@@ -1,0 +1,70 @@
+# -*- test-case-name: tests.test_cli -*-
+"""
+The C{codex-responses-api-proxy} console script (and C{python -m responses_proxy}).
+
+It runs the same service as the twistd plugin, in the foreground, logging to stderr.
+The service is stopped from a before-shutdown trigger, which lets C{/shutdown} flush
+its reply before the reactor drops connections.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from twisted.logger import (
+    FilteringLogObserver,
+    LogLevel,
+    LogLevelFilterPredicate,
+    globalLogBeginner,
+    textFileLogObserver,
+)
+from twisted.python import usage
+
+from responses_proxy.tap import Options, makeService
+
+PROG = "codex-responses-api-proxy"
+
+
+def _startLogging() -> None:
+    predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)
+    observer = FilteringLogObserver(textFileLogObserver(sys.stderr), [predicate])
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """
+    Parse the command line, read the key from stdin, serve until stopped.
+
+    @return: the exit status (0 after C{/shutdown} or a signal).
+    """
+    options = Options()
+    try:
+        options.parseOptions(list(sys.argv[1:] if argv is None else argv))
+    except usage.UsageError as e:
+        print(f"{PROG}: {e}", file=sys.stderr)
+        print(f"usage: {PROG} {options.synopsis}", file=sys.stderr)
+        return 2
+
+    from twisted.internet import reactor
+
+    service = makeService(options)
+    _startLogging()
+    service.privilegedStartService()
+    service.startService()
+    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
+    port = service.listening.boundPort  # type: ignore[attr-defined]
+    print(f"{PROG} listening on 127.0.0.1:{port}", file=sys.stderr, flush=True)
+    reactor.run()
+    return 0
+
+
+def run() -> None:
+    """
+    Console-script wrapper: exit with L{main}'s status.
+    """
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,181 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+The validated configuration both entry points run with, and start-up errors.
+
+Everything that can be wrong with the command line is found here, before any socket
+is bound or the key is read, and reported as one line.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlsplit
+
+import attrs
+
+DEFAULT_UPSTREAM = "https://api.openai.com/v1/responses"
+TUNING_ENV = "CODEX_PROXY_TUNING"
+
+
+class StartupError(Exception):
+    """
+    The proxy cannot start; the message is one line for stderr.
+
+    @ivar exitCode: the process exit status to use.
+    """
+
+    def __init__(self, message: str, exitCode: int = 1) -> None:
+        super().__init__(message)
+        self.exitCode = exitCode
+
+
+@attrs.frozen
+class Limits:
+    """
+    Sizes and deadlines. The defaults are the documented behaviour; tests shorten them
+    through the C{CODEX_PROXY_TUNING} environment variable (C{name=value,...}).
+
+    @ivar maxBodyBytes: request bodies above this are refused with 413.
+    @ivar headerTimeout: seconds a client may take to send its request line and headers.
+    @ivar bodyIdleTimeout: seconds a client may stay silent while sending its body.
+    @ivar idleTimeout: seconds an idle keep-alive client connection is kept.
+    @ivar connectTimeout: seconds to connect to the upstream (then 504).
+    @ivar responseTimeout: seconds to wait for the upstream's response headers (then 504).
+    @ivar keepAliveInterval: bridge: seconds of upstream silence between keep-alive events.
+    @ivar streamIdleTimeout: bridge: seconds of upstream silence before failing the stream.
+    @ivar tailWait: bridge: seconds to wait for usage or C{[DONE]} after C{finish_reason}.
+    """
+
+    maxBodyBytes: int = 64 * 1024 * 1024
+    headerTimeout: float = 30.0
+    bodyIdleTimeout: float = 60.0
+    idleTimeout: float = 60.0
+    connectTimeout: float = 15.0
+    responseTimeout: float = 300.0
+    keepAliveInterval: float = 15.0
+    streamIdleTimeout: float = 300.0
+    tailWait: float = 5.0
+
+    @classmethod
+    def fromTuning(cls, text: str | None) -> Limits:
+        """
+        Parse C{name=value,...} overrides (names as the attributes).
+
+        @raise StartupError: an unknown name or a value that is not a positive number.
+        """
+        if not text:
+            return cls()
+        names = {a.name: a.type for a in attrs.fields(cls)}
+        values: dict[str, float | int] = {}
+        for item in text.split(","):
+            name, sep, raw = item.strip().partition("=")
+            if not sep or name not in names:
+                raise StartupError(f"{TUNING_ENV}: unknown setting {name!r}")
+            try:
+                value = float(raw)
+            except ValueError:
+                raise StartupError(f"{TUNING_ENV}: {name} must be a number") from None
+            if not value > 0:
+                raise StartupError(f"{TUNING_ENV}: {name} must be positive")
+            values[name] = int(value) if name == "maxBodyBytes" else value
+        return cls(**values)
+
+
+@attrs.frozen
+class ProxyConfig:
+    """
+    What the service is built from (everything but the key).
+    """
+
+    port: int = 0
+    serverInfo: str | None = None
+    httpShutdown: bool = False
+    upstreamURL: str = DEFAULT_UPSTREAM
+    bridge: bool = False
+    dumpDir: str | None = None
+    limits: Limits = attrs.field(factory=Limits)
+    warnings: tuple[str, ...] = ()
+
+
+def parsePort(value: str | None) -> int:
+    """
+    C{--port}: a number from 0 (ephemeral) to 65535.
+    """
+    if value is None:
+        return 0
+    text = value.strip()
+    if not text.isascii() or not text.isdigit() or int(text) > 65535:
+        raise StartupError(f"invalid --port {value!r}: expected a number from 0 to 65535")
+    return int(text)
+
+
+def checkUpstreamURL(url: str) -> str:
+    """
+    C{--upstream-url}: an absolute http or https URL with a host; query kept.
+    """
+    if not url or any(c in url for c in " \t\r\n\0"):
+        raise StartupError("invalid --upstream-url: empty or contains whitespace")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as e:
+        raise StartupError(f"invalid --upstream-url: {e}") from None
+    if parts.scheme not in ("http", "https"):
+        raise StartupError("invalid --upstream-url: the scheme must be http or https")
+    if not parts.hostname:
+        raise StartupError("invalid --upstream-url: no host")
+    if parts.username is not None or parts.password is not None:
+        raise StartupError(
+            "invalid --upstream-url: credentials in the URL are not allowed "
+            "(the command line is world-readable)"
+        )
+    if parts.fragment:
+        raise StartupError("invalid --upstream-url: a fragment is not allowed")
+    if port == 0:
+        raise StartupError("invalid --upstream-url: port 0")
+    try:
+        url.encode("ascii")
+    except UnicodeEncodeError:
+        raise StartupError("invalid --upstream-url: use an ASCII (punycode) URL") from None
+    return url
+
+
+def buildConfig(
+    port: str | None,
+    serverInfo: str | None,
+    httpShutdown: bool,
+    upstreamURL: str | None,
+    bridge: bool,
+    dumpDir: str | None,
+    tuning: str | None = None,
+) -> ProxyConfig:
+    """
+    Validate the command line into a L{ProxyConfig}.
+
+    @raise StartupError: anything unusable, as one line.
+    """
+    warnings: list[str] = []
+    if bridge and upstreamURL is None:
+        raise StartupError(
+            "--bridge-to-chat needs --upstream-url (the default URL is a Responses "
+            "endpoint, not Chat Completions)"
+        )
+    url = checkUpstreamURL(upstreamURL if upstreamURL is not None else DEFAULT_UPSTREAM)
+    if bridge and not urlsplit(url).path.rstrip("/").endswith("/chat/completions"):
+        warnings.append(
+            f"--upstream-url path {urlsplit(url).path!r} does not end in /chat/completions"
+        )
+    if serverInfo is not None and not serverInfo.strip():
+        raise StartupError("invalid --server-info: empty path")
+    if dumpDir is not None and not dumpDir.strip():
+        raise StartupError("invalid --dump-dir: empty path")
+    return ProxyConfig(
+        port=parsePort(port),
+        serverInfo=os.path.abspath(serverInfo) if serverInfo else None,
+        httpShutdown=httpShutdown,
+        upstreamURL=url,
+        bridge=bridge,
+        dumpDir=os.path.abspath(dumpDir) if dumpDir else None,
+        limits=Limits.fromTuning(tuning),
+        warnings=tuple(warnings),
+    )
