@@ -121,9 +121,7 @@ class FlattenToolNameTests(SynchronousTestCase):
         The alias is derived from the joined name, so the same joined name gives the same
         chat name (as for valid names).
         """
-        self.assertEqual(
-            flattenToolName("mcp__s__", "a.b"), flattenToolName(None, "mcp__s__a.b")
-        )
+        self.assertEqual(flattenToolName("mcp__s__", "a.b"), flattenToolName(None, "mcp__s__a.b"))
 
     def test_isValidChatName(self):
         """
