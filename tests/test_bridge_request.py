@@ -2231,3 +2231,95 @@ class ItemTests(SynchronousTestCase):
         conversion = _convert([_user("u"), {"type": "x" * 500}, {"type": "a\nb"}])
         self.assertIn("input[1]: unknown item dropped", conversion.dropped)
         self.assertIn("input[2]: unknown item dropped", conversion.dropped)
+
+    def test_oddFieldNameInNote(self):
+        """
+        A huge unknown top-level field name is not copied into a note either.
+        """
+        conversion = _convert(**{"k" * 500: 1, "reasoning": {"z" * 500: 1}})
+        self.assertIn("field unknown dropped", conversion.dropped)
+        self.assertEqual(sum(n == "field unknown dropped" for n in conversion.dropped), 2)
+
+    def test_unhashableTypes(self):
+        """
+        A list where a type or detail string belongs is handled, not a crash.
+        """
+        conversion = _convert(
+            [
+                {"type": "message", "role": "user", "content": [{"type": ["input_text"]}]},
+                {
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_image", "image_url": "u", "detail": ["x"]}],
+                },
+                {"type": "reasoning", "summary": [{"type": ["summary_text"], "text": "s"}]},
+            ]
+        )
+        self.assertEqual(
+            conversion.body["messages"],
+            [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "u"}}]}],
+        )
+        e = self.assertRaises(BridgeRequestError, _convert, [{"type": {"a": 1}}])
+        self.assertEqual((e.param, e.code), ("input[0].type", "invalid_type"))
+
+
+class RobustnessTests(SynchronousTestCase):
+    """
+    Whatever JSON a client sends, conversion returns or raises L{BridgeRequestError}.
+    """
+
+    def test_mutatedFixtures(self):
+        """
+        Replace random values inside real Codex requests with other JSON values (a bounded,
+        seeded run): never any exception but L{BridgeRequestError}.
+        """
+        import random
+
+        rng = random.Random(20260124)
+        replacements: list[Any] = [
+            None,
+            True,
+            0,
+            -1,
+            1.5,
+            "",
+            "x",
+            [],
+            {},
+            ["x"],
+            [None],
+            {"type": "x"},
+            {"type": ["x"]},
+            [{"type": None}],
+        ]
+        bases = [_fixture(name) for name in ("C/002", "E/002", "B/002")]
+
+        def paths(value: Any, prefix: tuple = ()) -> list[tuple]:
+            found = [prefix]
+            if isinstance(value, dict):
+                for key, child in value.items():
+                    found.extend(paths(child, prefix + (key,)))
+            elif isinstance(value, list):
+                for index, child in enumerate(value):
+                    found.extend(paths(child, prefix + (index,)))
+            return found
+
+        allPaths = [(base, paths(base)[1:]) for base in bases]
+        for _ in range(1500):
+            base, candidates = rng.choice(allPaths)
+            request = copy.deepcopy(base)
+            for _ in range(rng.randint(1, 3)):
+                path = rng.choice(candidates)
+                target = request
+                try:
+                    for step in path[:-1]:
+                        target = target[step]
+                    target[path[-1]] = copy.deepcopy(rng.choice(replacements))
+                except (KeyError, IndexError, TypeError):
+                    continue
+            try:
+                conversion = convertRequest(request)
+            except BridgeRequestError as e:
+                self.assertEqual(str(e), e.message)
+            else:
+                json.dumps(conversion.body, allow_nan=False)

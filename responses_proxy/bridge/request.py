@@ -297,7 +297,7 @@ def convertRequest(request: Mapping[str, Any]) -> ChatConversion:
 
     for key in request:
         if key not in _HANDLED:
-            notes.append(f"field {key!r} dropped")
+            notes.append(f"field {_label(key)} dropped")
     if request.get("background") is False:
         notes.append("field 'background' dropped")
 
@@ -334,7 +334,7 @@ def _convertReasoning(reasoning: object, body: dict[str, Any], notes: list[str])
         raise _typeError("reasoning", "an object")
     for key in reasoning:
         if key != "effort":
-            notes.append(f"field 'reasoning.{key}' dropped")
+            notes.append(f"field {_label('reasoning.' + str(key))} dropped")
     effort = reasoning.get("effort")
     if effort is None or effort == "none":
         return
@@ -355,7 +355,7 @@ def _convertText(text: object, body: dict[str, Any], notes: list[str]) -> None:
         raise _typeError("text", "an object")
     for key in text:
         if key != "format":
-            notes.append(f"field 'text.{key}' dropped")
+            notes.append(f"field {_label('text.' + str(key))} dropped")
     fmt = text.get("format")
     if fmt is None:
         return
@@ -469,7 +469,7 @@ class _ToolConverter:
                 # web_search, file_search, tool_search, image_generation, computer_use*,
                 # hosted mcp, code_interpreter and unknown types: hosted tools the chat
                 # upstream cannot run. Codex sends web_search by default, so this is normal.
-                self._notes.append(f"{where}: {_describeType(kind)} tool dropped")
+                self._notes.append(f"{where}: {_label(kind)} tool dropped")
 
     def _add(
         self, chatName: str, target: ToolTarget, tool: dict[str, Any] | None, where: str
@@ -566,12 +566,12 @@ class _ToolConverter:
             elif kind == "custom":
                 self._custom(sub, namespace, subWhere)
             else:
-                self._notes.append(f"{subWhere}: {_describeType(kind)} tool dropped")
+                self._notes.append(f"{subWhere}: {_label(kind)} tool dropped")
 
 
-def _describeType(kind: object) -> str:
+def _label(kind: object) -> str:
     """
-    A short, safe label for a client-supplied type in a note.
+    A short, safe label for a client-supplied type or field name in a note.
     """
     if isinstance(kind, str) and len(kind) <= 40 and kind.isprintable():
         return repr(kind)
@@ -609,7 +609,7 @@ def _convertToolChoice(choice: object, targets: Mapping[str, ToolTarget], notes:
         chatName = flattenToolName(namespace if isinstance(namespace, str) else None, name)
         if chatName not in targets:
             raise BridgeRequestError(
-                f"'tool_choice' names the tool {name!r}, which is not among the 'tools' "
+                f"'tool_choice' names the tool {name[:64]!r}, which is not among the 'tools' "
                 "the bridge can offer.",
                 param="tool_choice",
                 code=_VALUE,
@@ -626,7 +626,7 @@ def _convertToolChoice(choice: object, targets: Mapping[str, ToolTarget], notes:
         notes.append("tool_choice allowed_tools: only its mode is applied")
         return mode
     if isinstance(kind, str) and kind:
-        notes.append(f"tool_choice {_describeType(kind)} dropped: hosted tool")
+        notes.append(f"tool_choice {_label(kind)} dropped: hosted tool")
         return None
     raise BridgeRequestError(
         "'tool_choice.type' is missing.", param="tool_choice.type", code=_MISSING
@@ -635,8 +635,10 @@ def _convertToolChoice(choice: object, targets: Mapping[str, ToolTarget], notes:
 
 # -- input --------------------------------------------------------------------------------
 
-_TEXT_PARTS = frozenset({"input_text", "output_text", "text"})
-_DETAILS = frozenset({"auto", "low", "high"})
+# Tuples, not sets: membership of a client value (which may be an unhashable list) must
+# not raise.
+_TEXT_PARTS = ("input_text", "output_text", "text")
+_DETAILS = ("auto", "low", "high")
 
 # Entry kinds produced by the first pass over the input.
 _SYSTEM = 0
@@ -647,7 +649,7 @@ _CALL = 4
 _OUTPUT = 5
 
 
-def _joinedTexts(parts: object, kinds: frozenset[str]) -> str:
+def _joinedTexts(parts: object, kinds: tuple[str, ...]) -> str:
     """
     The non-empty C{text} of the parts of the given types, joined with a newline;
     malformed parts are skipped (reasoning is best effort, never a reason for a 400).
@@ -663,8 +665,8 @@ def _joinedTexts(parts: object, kinds: frozenset[str]) -> str:
     return "\n".join(texts)
 
 
-_REASONING_CONTENT_PARTS = frozenset({"reasoning_text", "text"})
-_SUMMARY_PARTS = frozenset({"summary_text"})
+_REASONING_CONTENT_PARTS = ("reasoning_text", "text")
+_SUMMARY_PARTS = ("summary_text",)
 
 
 def _reasoningText(item: Mapping[str, Any]) -> str:
@@ -765,14 +767,16 @@ class _HistoryConverter:
                 param=where,
                 code=_UNSUPPORTED,
             )
-        elif not isinstance(kind, str):
+        elif kind is None:
             raise BridgeRequestError(
                 f"'{where}.type' is missing.", param=f"{where}.type", code=_MISSING
             )
+        elif not isinstance(kind, str):
+            raise _typeError(f"{where}.type", "a string")
         else:
             # web_search_call, tool_search_*, image_generation_call, compaction,
             # ghost_snapshot, and every type this bridge does not know.
-            self._notes.append(f"{where}: {_describeType(kind)} item dropped")
+            self._notes.append(f"{where}: {_label(kind)} item dropped")
 
     def _message(self, item: Mapping[str, Any], where: str, entries: list[tuple[Any, ...]]) -> None:
         role = item.get("role")
@@ -837,8 +841,7 @@ class _HistoryConverter:
                 texts.append(part["refusal"])
             else:
                 self._notes.append(
-                    f"{where}.content[{j}]: {_describeType(kind)} part dropped "
-                    "(only text fits this role)"
+                    f"{where}.content[{j}]: {_label(kind)} part dropped (only text fits this role)"
                 )
         return joiner.join(texts)
 
@@ -900,7 +903,7 @@ class _HistoryConverter:
             self._notes.append(f"{where}: file not sent inline replaced by a note")
             label = f" {filename}" if filename is not None else ""
             return {"type": "text", "text": f"[file{label} omitted: it was not sent inline]"}
-        self._notes.append(f"{where}: {_describeType(kind)} part dropped")
+        self._notes.append(f"{where}: {_label(kind)} part dropped")
         return None
 
     def _call(self, item: Mapping[str, Any], kind: str, where: str) -> tuple[Any, ...]:
