@@ -1,0 +1,425 @@
+"""
+Real processes for integration tests: start, wait for readiness, stop, read outputs.
+
+Outputs go to files in a temporary directory, so a chatty process never blocks on a full
+pipe and a test can read them at any time. Waiting is always bounded; the polling loops
+wait on the process itself between checks, so an early exit is noticed at once and
+reported with its return code and standard error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+REPO = Path(__file__).resolve().parents[2]
+"""The repository root (the parent of C{tests/})."""
+
+PYTHON = sys.executable
+"""The interpreter running the tests (the project's venv)."""
+
+_POLL = 0.01
+_T = TypeVar("_T")
+
+
+class ProcessFailed(AssertionError):
+    """
+    A process exited (or did not get ready) when a test needed it running.
+
+    An L{AssertionError}, so trial and pytest report it as a test failure.
+    """
+
+
+class WaitTimeout(AssertionError):
+    """
+    Something a test waited for did not happen within its deadline.
+    """
+
+
+def makeTempDir(testCase: Any = None, prefix: str = "crap-test-") -> Path:
+    """
+    Make a temporary directory removed when the test ends (unless C{KEEP_TEST_TMP=1}).
+
+    C{SynchronousTestCase.mktemp} is relative to the working directory, which under
+    pytest is the repository itself; this stays under the system temporary directory.
+
+    @param testCase: the test case whose cleanup removes the directory, or L{None}.
+    @param prefix: the directory name's prefix.
+    @return: the new directory.
+    """
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    if testCase is not None and os.environ.get("KEEP_TEST_TMP") != "1":
+        testCase.addCleanup(shutil.rmtree, path, True)
+    return path
+
+
+def pythonEnv(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """
+    The environment for a Python child: ours, with the repository on C{PYTHONPATH} and
+    unbuffered output.
+
+    @param extra: variables to add or override.
+    @return: a new environment.
+    """
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+    )
+    env["PYTHONUNBUFFERED"] = "1"
+    if extra:
+        env.update(extra)
+    return env
+
+
+class ManagedProcess:
+    """
+    One child process with its standard output and error captured to files.
+
+    @ivar argv: the command.
+    @ivar dir: the directory holding C{stdout}, C{stderr} (and anything else the test puts).
+    @ivar popen: the L{subprocess.Popen}, once started.
+    @ivar info: the decoded info file, once L{startProcess} has waited for it.
+    """
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        stdin: bytes | None = b"",
+        cwd: str | os.PathLike[str] | None = None,
+        directory: Path | None = None,
+        keepStdinOpen: bool = False,
+        newSession: bool = True,
+        name: str | None = None,
+    ) -> None:
+        """
+        @param argv: the command and its arguments.
+        @param env: the complete environment (default: ours).
+        @param stdin: bytes written to its standard input, which is then closed (unless
+            C{keepStdinOpen}); L{None} for C{/dev/null}.
+        @param cwd: its working directory (default: the repository root).
+        @param directory: where to put its outputs (default: a new temporary directory).
+        @param keepStdinOpen: leave the stdin pipe open after writing (the child sees no
+            EOF until L{closeStdin} or L{stop}).
+        @param newSession: start it in a new session, so L{stop} can signal the whole
+            process group (children included).
+        @param name: a short name for messages (default: the program's basename).
+        """
+        self.argv = [str(a) for a in argv]
+        self.env = dict(os.environ if env is None else env)
+        self.stdinBytes = stdin
+        self.cwd = str(REPO if cwd is None else cwd)
+        self.dir = directory if directory is not None else Path(tempfile.mkdtemp(prefix="proc-"))
+        self.keepStdinOpen = keepStdinOpen
+        self.newSession = newSession
+        self.name = name or os.path.basename(self.argv[0])
+        self.popen: subprocess.Popen[bytes] | None = None
+        self.stdoutPath = self.dir / f"{self.name}.stdout"
+        self.stderrPath = self.dir / f"{self.name}.stderr"
+        self._stdinFile: Any = None
+        self.info: Any = None
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    def start(self) -> ManagedProcess:
+        """
+        Start the process.
+
+        @return: C{self}.
+        """
+        self.dir.mkdir(parents=True, exist_ok=True)
+        stdinArg: Any
+        if self.stdinBytes is None:
+            stdinArg = subprocess.DEVNULL
+        elif len(self.stdinBytes) > 60000 and not self.keepStdinOpen:
+            # A pipe holds 64 KiB: larger input goes through a file so nothing blocks.
+            stdinPath = self.dir / f"{self.name}.stdin"
+            stdinPath.write_bytes(self.stdinBytes)
+            stdinArg = self._stdinFile = open(stdinPath, "rb")  # noqa: SIM115
+        else:
+            stdinArg = subprocess.PIPE
+        with open(self.stdoutPath, "wb") as out, open(self.stderrPath, "wb") as err:
+            self.popen = subprocess.Popen(
+                self.argv,
+                env=self.env,
+                cwd=self.cwd,
+                stdin=stdinArg,
+                stdout=out,
+                stderr=err,
+                start_new_session=self.newSession,
+                close_fds=True,
+            )
+        if stdinArg is subprocess.PIPE:
+            assert self.popen.stdin is not None
+            try:
+                self.popen.stdin.write(self.stdinBytes or b"")
+                self.popen.stdin.flush()
+            except BrokenPipeError:
+                pass
+            if not self.keepStdinOpen:
+                self.closeStdin()
+        return self
+
+    def closeStdin(self) -> None:
+        """
+        Close our end of its standard input (it sees EOF).
+        """
+        if self.popen is not None and self.popen.stdin is not None:
+            try:
+                self.popen.stdin.close()
+            except BrokenPipeError:
+                pass
+        if self._stdinFile is not None:
+            self._stdinFile.close()
+            self._stdinFile = None
+
+    @property
+    def pid(self) -> int:
+        """
+        The process id.
+        """
+        assert self.popen is not None, "not started"
+        return self.popen.pid
+
+    @property
+    def returncode(self) -> int | None:
+        """
+        The exit status, or L{None} while it runs (negative: killed by that signal).
+        """
+        if self.popen is None:
+            return None
+        return self.popen.poll()
+
+    def running(self) -> bool:
+        """
+        @return: whether it has been started and has not exited.
+        """
+        return self.popen is not None and self.popen.poll() is None
+
+    def sendSignal(self, sig: int) -> None:
+        """
+        Send C{sig} to the process (not its group).
+        """
+        if self.running():
+            os.kill(self.pid, sig)
+
+    def _signalGroup(self, sig: int) -> None:
+        if not self.running() and not self.newSession:
+            return
+        try:
+            if self.newSession:
+                os.killpg(self.pid, sig)
+            else:
+                os.kill(self.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def killGroup(self) -> None:
+        """
+        SIGKILL whatever is left in its process group (its children), once it has
+        exited or to end it at once. Only for processes started with C{newSession}.
+        """
+        if self.popen is not None and self.newSession:
+            self._signalGroup(signal.SIGKILL)
+            if self.popen.poll() is None:
+                self.popen.wait(5)
+
+    def wait(self, timeout: float) -> int:
+        """
+        Wait for it to exit.
+
+        @param timeout: seconds.
+        @return: its exit status.
+        @raise WaitTimeout: if it is still running after C{timeout}.
+        """
+        assert self.popen is not None, "not started"
+        try:
+            return self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise WaitTimeout(
+                f"{self.name} (pid {self.pid}) still running after {timeout} s"
+                f"{self._stderrTail()}"
+            ) from None
+
+    def stop(self, timeout: float = 5.0, sig: int = signal.SIGTERM) -> int | None:
+        """
+        Stop it: C{sig} (SIGTERM), then SIGKILL if it is still there after C{timeout}.
+        With C{newSession}, the whole process group is signalled, and killed at the end
+        in any case, so no grandchild survives. Idempotent.
+
+        @return: its exit status (L{None} if it was never started).
+        """
+        if self.popen is None:
+            return None
+        if self.popen.poll() is None:
+            self._signalGroup(sig)
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self._signalGroup(signal.SIGKILL)
+                self.popen.wait(timeout=timeout)
+            if self.newSession:
+                self._signalGroup(signal.SIGKILL)  # leftovers in its group, if any
+        self.closeStdin()
+        return self.popen.returncode
+
+    # -- outputs ------------------------------------------------------------------------
+
+    def stdout(self) -> bytes:
+        """
+        @return: everything it has written to standard output so far.
+        """
+        return self.stdoutPath.read_bytes() if self.stdoutPath.exists() else b""
+
+    def stderr(self) -> bytes:
+        """
+        @return: everything it has written to standard error so far.
+        """
+        return self.stderrPath.read_bytes() if self.stderrPath.exists() else b""
+
+    def _stderrTail(self, limit: int = 4000) -> str:
+        err = self.stderr()
+        if not err:
+            return ""
+        text = err[-limit:].decode("utf-8", "replace")
+        return f"\n--- {self.name} stderr (last {limit} bytes) ---\n{text}"
+
+    def describeExit(self) -> str:
+        """
+        @return: a message with its exit status and the end of its standard error.
+        """
+        return f"{self.name} (pid {self.pid}) exited with status {self.returncode}" + (
+            self._stderrTail()
+        )
+
+    # -- waiting ------------------------------------------------------------------------
+
+    def waitFor(
+        self,
+        check: Callable[[], _T | None],
+        timeout: float,
+        what: str,
+        allowExit: bool = False,
+    ) -> _T:
+        """
+        Wait until C{check()} returns something other than L{None}.
+
+        Between checks this waits on the process itself (C{Popen.wait} with a short
+        timeout), so an exit is noticed at once.
+
+        @param check: returns the awaited value, or L{None} for "not yet".
+        @param timeout: the deadline in seconds.
+        @param what: what is awaited, for the error message.
+        @param allowExit: keep checking after the process exits (once more, then fail).
+        @return: what C{check} returned.
+        @raise ProcessFailed: if it exits first.
+        @raise WaitTimeout: at the deadline.
+        """
+        assert self.popen is not None, "not started"
+        deadline = time.monotonic() + timeout
+        while True:
+            value = check()
+            if value is not None:
+                return value
+            if self.popen.poll() is not None:
+                value = check()
+                if value is not None and allowExit:
+                    return value
+                raise ProcessFailed(f"waiting for {what}: " + self.describeExit())
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WaitTimeout(
+                    f"{what} did not happen within {timeout} s ({self.name}, pid "
+                    f"{self.pid}){self._stderrTail()}"
+                )
+            try:
+                self.popen.wait(timeout=min(_POLL, remaining))
+            except subprocess.TimeoutExpired:
+                pass
+
+    def waitForJSONFile(self, path: str | os.PathLike[str], timeout: float = 15.0) -> Any:
+        """
+        Wait for an info file (one JSON document, written atomically) to appear.
+
+        @param path: the file.
+        @param timeout: seconds.
+        @return: the decoded JSON.
+        """
+        p = Path(path)
+
+        def check() -> Any:
+            try:
+                text = p.read_text()
+            except FileNotFoundError:
+                return None
+            if not text.endswith("\n"):
+                return None
+            return json.loads(text)
+
+        return self.waitFor(check, timeout, f"info file {p}")
+
+    def waitForOutput(
+        self, needle: bytes | str, stream: str = "stderr", timeout: float = 15.0
+    ) -> bytes:
+        """
+        Wait until its standard output or error contains C{needle}.
+
+        @param needle: what to look for.
+        @param stream: C{"stdout"} or C{"stderr"}.
+        @param timeout: seconds.
+        @return: the whole stream read so far.
+        """
+        if isinstance(needle, str):
+            needle = needle.encode("utf-8")
+        read = self.stdout if stream == "stdout" else self.stderr
+
+        def check() -> bytes | None:
+            data = read()
+            return data if needle in data else None
+
+        return self.waitFor(check, timeout, f"{needle!r} on {stream}", allowExit=True)
+
+    def waitExit(self, timeout: float) -> int:
+        """
+        Like L{wait}, named for symmetry with the other waits.
+        """
+        return self.wait(timeout)
+
+
+def startProcess(
+    testCase: Any,
+    argv: Sequence[str],
+    infoFile: str | os.PathLike[str] | None = None,
+    infoTimeout: float = 15.0,
+    stopTimeout: float = 5.0,
+    **kwargs: Any,
+) -> ManagedProcess:
+    """
+    Start a process that the test's cleanup stops (SIGTERM, then SIGKILL), even when the
+    test fails; optionally wait for its info file.
+
+    @param testCase: the L{SynchronousTestCase}.
+    @param argv: the command.
+    @param infoFile: a JSON file the process writes when ready; waited for if given.
+    @param infoTimeout: seconds to wait for C{infoFile}.
+    @param stopTimeout: seconds between SIGTERM and SIGKILL at cleanup.
+    @param kwargs: passed to L{ManagedProcess}.
+    @return: the running process (C{.info} holds the decoded info file, if any).
+    """
+    if "directory" not in kwargs:
+        kwargs["directory"] = makeTempDir(testCase, prefix="proc-")
+    proc = ManagedProcess(argv, **kwargs)
+    testCase.addCleanup(proc.stop, stopTimeout)
+    proc.start()
+    if infoFile is not None:
+        proc.info = proc.waitForJSONFile(infoFile, infoTimeout)
+    return proc
