@@ -21,19 +21,15 @@ BUFFER_SIZE = 1024
 _PREFIX = b"Bearer "
 
 # RFC 6750 b64token: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
-_TOKEN_BYTES = frozenset(
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/"
-)
+_TOKEN_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/")
 _EQUALS = ord("=")
 
 MSG_EMPTY = (
-    "API key must be provided via stdin "
-    "(e.g. printenv OPENAI_API_KEY | codex-responses-api-proxy)"
+    "API key must be provided via stdin (e.g. printenv OPENAI_API_KEY | codex-responses-api-proxy)"
 )
 MSG_TOO_LARGE = f"API key is too large to fit in the {BUFFER_SIZE}-byte buffer"
 MSG_INVALID = (
-    "API key may only contain ASCII letters, numbers and - . _ ~ + /, "
-    "with optional trailing ="
+    "API key may only contain ASCII letters, numbers and - . _ ~ + /, with optional trailing ="
 )
 
 # Every header ever made stays referenced for the life of the process, so its memory is
@@ -76,7 +72,7 @@ class AuthorizationHeader:
         """
         A view of the key part, for finding it in untrusted data without copying it.
         """
-        return memoryview(self._value)[len(_PREFIX):]
+        return memoryview(self._value)[len(_PREFIX) :]
 
     def __repr__(self) -> str:
         return "<AuthorizationHeader [REDACTED]>"

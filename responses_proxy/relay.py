@@ -16,6 +16,8 @@ from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 
 import attrs
+from treq.client import HTTPClient
+from treq.cookies import IndexableCookieJar
 from twisted.internet import error as ierror
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -36,9 +38,6 @@ from twisted.web.iweb import IAgent, IBodyProducer, IRequest, IResponse
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
-
-from treq.client import HTTPClient
-from treq.cookies import IndexableCookieJar
 
 from responses_proxy import policy
 from responses_proxy.config import Limits
@@ -198,12 +197,16 @@ def classifyFailure(failure: Failure, timedOut: bool) -> UpstreamFailure:
     if failure.check(ierror.TimeoutError):
         return UpstreamFailure(504, "upstream_timeout", "timed out connecting to the upstream")
     if failure.check(ierror.DNSLookupError):
-        return UpstreamFailure(502, "upstream_unreachable", "the upstream host name does not resolve")
+        return UpstreamFailure(
+            502, "upstream_unreachable", "the upstream host name does not resolve"
+        )
     if failure.check(ierror.ConnectionRefusedError):
         return UpstreamFailure(502, "upstream_unreachable", "the upstream refused the connection")
     if failure.check(ierror.ConnectError):
         return UpstreamFailure(
-            502, "upstream_unreachable", f"could not connect to the upstream ({type(failure.value).__name__})"
+            502,
+            "upstream_unreachable",
+            f"could not connect to the upstream ({type(failure.value).__name__})",
         )
     if _isTLSFailure(failure):
         return UpstreamFailure(
@@ -323,9 +326,7 @@ class _PassThrough:
         request.setResponseCode(response.code, _phrase(response.phrase))
         pairs = clientResponseHeaders(response.headers.getAllRawHeaders())
         for name, values in pairs:
-            request.responseHeaders.setRawHeaders(
-                name, [self._redactor.redact(v) for v in values]
-            )
+            request.responseHeaders.setRawHeaders(name, [self._redactor.redact(v) for v in values])
         if self._dump is not None:
             self._dump.responseStarted(response.code, response.headers.getAllRawHeaders())
         response.deliverBody(_BodyRelay(self))
@@ -440,4 +441,3 @@ class ResponsesResource(Resource):
             return forbid(request)
         _PassThrough(self, request).start()
         return NOT_DONE_YET
-

@@ -224,6 +224,7 @@ class StrictHTTPChannel(http.HTTPChannel):
     limits: Limits = Limits()
     _headerTimer: IDelayedCall | None = None
     _bodyTimer: IDelayedCall | None = None
+    _savedIdle: float | None = None
     _refused = False
 
     def __init__(self) -> None:
@@ -242,6 +243,9 @@ class StrictHTTPChannel(http.HTTPChannel):
         if self._refused:
             return
         if not self._handlingRequest and self._headerTimer is None and self._bodyTimer is None:
+            # A request begins: its own deadlines replace the idle timeout until the
+            # whole request has arrived.
+            self._savedIdle = self.setTimeout(None)
             self._headerTimer = self.callLater(self.limits.headerTimeout, self._headersTooSlow)
         super().dataReceived(data)
 
@@ -300,6 +304,10 @@ class StrictHTTPChannel(http.HTTPChannel):
         if self._refused:
             return
         self._cancel("_bodyTimer")
+        if self._savedIdle is not None:
+            # Hand the idle timeout back so Twisted saves it for after the response.
+            self.setTimeout(self._savedIdle)
+            self._savedIdle = None
         super().allContentReceived()
 
     def refuseBodyTooLarge(self) -> None:
@@ -355,6 +363,8 @@ class StrictHTTPChannel(http.HTTPChannel):
         self.setTimeout(None)
         self._abortingCall = self.callLater(self.abortTimeout, self.forceAbortClient)
         loseWrite = getattr(self.transport, "loseWriteConnection", None)
+        if getattr(self.transport, "disconnecting", False):
+            return
         if loseWrite is not None:
             self._networkProducer.unregisterProducer()
             loseWrite()

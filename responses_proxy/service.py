@@ -44,9 +44,7 @@ def bindLoopback(port: int) -> socket.socket:
         sock.setblocking(False)
     except OSError as e:
         sock.close()
-        raise StartupError(
-            f"cannot listen on 127.0.0.1:{port}: {e.strerror or e}"
-        ) from None
+        raise StartupError(f"cannot listen on 127.0.0.1:{port}: {e.strerror or e}") from None
     return sock
 
 

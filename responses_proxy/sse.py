@@ -158,7 +158,7 @@ class SSEParser:
                 return []
             self._head = None
             if data.startswith(_BOM):
-                data = data[len(_BOM):]
+                data = data[len(_BOM) :]
         if not data:
             return []
         if self._afterCR:

@@ -129,7 +129,9 @@ def buildService(
         try:
             dumper = Dumper(config.dumpDir, StreamRedactor(authorization.key).redact)
         except OSError as e:
-            raise StartupError(f"cannot use --dump-dir {config.dumpDir}: {e.strerror or e}") from None
+            raise StartupError(
+                f"cannot use --dump-dir {config.dumpDir}: {e.strerror or e}"
+            ) from None
 
     pool = makePool(reactor)
     agent = Agent(reactor, connectTimeout=config.limits.connectTimeout, pool=pool)

@@ -50,7 +50,9 @@ class OriginalCasesTests(SynchronousTestCase):
 
     def test_readsKeyWithNoNewlines(self) -> None:
         """A key followed by EOF becomes C{Bearer <key>}."""
-        self.assertEqual(readAuthorization(reader=scripted(b"sk-abc123")).value, b"Bearer sk-abc123")
+        self.assertEqual(
+            readAuthorization(reader=scripted(b"sk-abc123")).value, b"Bearer sk-abc123"
+        )
 
     def test_readsKeyWithShortReads(self) -> None:
         """Short reads are joined until the newline."""
@@ -71,9 +73,7 @@ class OriginalCasesTests(SynchronousTestCase):
 
     def test_errorsWhenBufferFilled(self) -> None:
         """A key that fills the buffer without newline or EOF is too large."""
-        e = self.assertRaises(
-            KeyReadError, readAuthorization, reader=scripted(*[b"a" * 1017] * 3)
-        )
+        e = self.assertRaises(KeyReadError, readAuthorization, reader=scripted(*[b"a" * 1017] * 3))
         self.assertEqual(str(e), MSG_TOO_LARGE)
         self.assertIn("1024-byte buffer", str(e))
 
@@ -134,9 +134,7 @@ class CharacterSetTests(SynchronousTestCase):
 
     def test_refusesUnicodeDigit(self) -> None:
         """A Unicode digit is refused even though C{str.isalnum} accepts it."""
-        self.assertRaises(
-            KeyReadError, readAuthorization, reader=scripted("sk-١".encode())
-        )
+        self.assertRaises(KeyReadError, readAuthorization, reader=scripted("sk-١".encode()))
 
     def test_onlyNewlinesIsEmpty(self) -> None:
         """CRLF alone is empty input."""

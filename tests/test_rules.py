@@ -131,8 +131,13 @@ class HeaderTests(SynchronousTestCase):
         names = [n.lower() for n, _ in out]
         self.assertEqual(
             names,
-            [b"content-type", b"accept-encoding", b"session-id", b"x-codex-turn-metadata",
-             b"authorization"],
+            [
+                b"content-type",
+                b"accept-encoding",
+                b"session-id",
+                b"x-codex-turn-metadata",
+                b"authorization",
+            ],
         )
         self.assertEqual(out[-1], (b"Authorization", [KEY]))
 
@@ -198,19 +203,28 @@ class HeaderTests(SynchronousTestCase):
             ]
         )
         self.assertEqual(
-            [n for n, _ in out], [b"Retry-After", b"X-Request-Id", b"X-RateLimit-Remaining-Requests"]
+            [n for n, _ in out],
+            [b"Retry-After", b"X-Request-Id", b"X-RateLimit-Remaining-Requests"],
         )
 
     def test_redactedHeaders(self) -> None:
         """Credentials and cookies are shown as [REDACTED] in dumps."""
         out = headers.redactedHeaders(
-            [(b"Authorization", [KEY]), (b"Cookie", [b"c"]), (b"Set-Cookie", [b"s"]),
-             (b"Accept", [b"x"])]
+            [
+                (b"Authorization", [KEY]),
+                (b"Cookie", [b"c"]),
+                (b"Set-Cookie", [b"s"]),
+                (b"Accept", [b"x"]),
+            ]
         )
         self.assertEqual(
             out,
-            [["Authorization", "[REDACTED]"], ["Cookie", "[REDACTED]"],
-             ["Set-Cookie", "[REDACTED]"], ["Accept", "x"]],
+            [
+                ["Authorization", "[REDACTED]"],
+                ["Cookie", "[REDACTED]"],
+                ["Set-Cookie", "[REDACTED]"],
+                ["Accept", "x"],
+            ],
         )
 
 
@@ -253,7 +267,11 @@ class ConfigTests(SynchronousTestCase):
 
     def build(self, **kw: object):
         args = dict(
-            port=None, serverInfo=None, httpShutdown=False, upstreamURL=None, bridge=False,
+            port=None,
+            serverInfo=None,
+            httpShutdown=False,
+            upstreamURL=None,
+            bridge=False,
             dumpDir=None,
         )
         args.update(kw)
@@ -272,9 +290,15 @@ class ConfigTests(SynchronousTestCase):
     def test_badURLs(self) -> None:
         """Non-http schemes, no host, credentials, fragments are refused."""
         for url in [
-            "ftp://x/v1", "file:///etc/passwd", "http://", "api.openai.com/v1/responses",
-            "https://user:pw@host/v1", "https://host/v1#frag", "https://host:99999/x",
-            "https://ho st/x", "",
+            "ftp://x/v1",
+            "file:///etc/passwd",
+            "http://",
+            "api.openai.com/v1/responses",
+            "https://user:pw@host/v1",
+            "https://host/v1#frag",
+            "https://host:99999/x",
+            "https://ho st/x",
+            "",
         ]:
             self.assertRaises(StartupError, self.build, upstreamURL=url)
 
@@ -322,7 +346,11 @@ class HardeningTests(SynchronousTestCase):
         )
         env = dict(os.environ, LD_SOMETHING="1", LD_OTHER="2")
         out = subprocess.run(
-            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30,
+            [sys.executable, "-c", code],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
             check=True,
         ).stdout.strip()
         self.assertEqual(out, "False (0, 0) []")
@@ -340,9 +368,11 @@ class DumpTests(SynchronousTestCase):
         dumper = dump.Dumper(directory, redactor.redact)
         exchange = dumper.begin()
         exchange.writeRequest(
-            b"POST", b"/v1/responses",
+            b"POST",
+            b"/v1/responses",
             [(b"Authorization", [b"Bearer client"]), (b"Cookie", [b"c=1"])],
-            b'{"model": "m"}', "http://up/v1/responses",
+            b'{"model": "m"}',
+            "http://up/v1/responses",
         )
         exchange.responseStarted(401, [(b"Set-Cookie", [b"s=1"]), (b"Content-Type", [b"x"])])
         exchange.upstreamData(b'{"echo": "' + KEY + b'"}')
@@ -363,5 +393,6 @@ class DumpTests(SynchronousTestCase):
         self.assertEqual(response["status"], 401)
         self.assertIn(["Set-Cookie", "[REDACTED]"], response["headers"])
         self.assertEqual(response["body"], {"echo": "Bearer [REDACTED]"})
-        self.assertEqual(dump.Dumper(directory, redactor.redact).begin()._prefix.split(os.sep)[-1][:6],
-                         "000002")
+        self.assertEqual(
+            dump.Dumper(directory, redactor.redact).begin()._prefix.split(os.sep)[-1][:6], "000002"
+        )

@@ -1,0 +1,178 @@
+"""
+An in-memory proxy for unit tests: the real L{StrictSite} on a C{StringTransport}
+client connection, and a fake upstream L{Resource} behind treq's in-memory agent.
+
+Nothing touches the global reactor or a socket; time is a L{MemoryReactorClock}.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from treq.testing import RequestTraversalAgent
+from twisted.internet.address import IPv4Address
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
+
+from responses_proxy.config import Limits
+from responses_proxy.keyfile import AuthorizationHeader
+from responses_proxy.relay import BodyProducerFactory, ResponsesResource, UpstreamClient
+from responses_proxy.resource import ShutdownResource, StrictSite, buildRoot
+
+KEY = b"sk-UNITTESTKEY0123456789abcdef"
+UPSTREAM_URL = "http://upstream.test/v1/responses?api-version=1"
+
+
+class RecordingUpstream(Resource):
+    """
+    A fake upstream that records each request and leaves it open for the test to
+    answer (C{NOT_DONE_YET}).
+    """
+
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[Any] = []
+
+    def render(self, request: Any) -> int:
+        request.content.seek(0)
+        request.bodyBytes = request.content.read()
+        self.requests.append(request)
+        return NOT_DONE_YET
+
+
+class ClientConnection:
+    """
+    One client connection to the proxy, speaking raw bytes.
+    """
+
+    def __init__(self, site: StrictSite) -> None:
+        self.channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+        self.transport = StringTransport(
+            peerAddress=IPv4Address("TCP", "127.0.0.1", 40000),
+            hostAddress=IPv4Address("TCP", "127.0.0.1", 8080),
+        )
+        self.channel.makeConnection(self.transport)
+
+    def send(self, data: bytes) -> None:
+        self.channel.dataReceived(data)
+
+    def received(self) -> bytes:
+        return self.transport.value()
+
+    def disconnect(self) -> None:
+        from twisted.internet.error import ConnectionDone
+        from twisted.python.failure import Failure
+
+        self.transport.loseConnection()
+        self.channel.connectionLost(Failure(ConnectionDone()))
+
+
+class MemoryProxy:
+    """
+    The proxy wired in memory.
+    """
+
+    def __init__(
+        self,
+        limits: Limits | None = None,
+        httpShutdown: bool = False,
+        agent: Any = None,
+        bridge: bool = False,
+    ) -> None:
+        self.clock = MemoryReactorClock()
+        self.limits = limits or Limits()
+        self.upstreamResource = RecordingUpstream()
+        self.agent = agent if agent is not None else RequestTraversalAgent(self.upstreamResource)
+        self.authorization = AuthorizationHeader(b"Bearer " + KEY, locked=False)
+        self.upstream = UpstreamClient(self.agent, self.clock)
+        self.stopped = 0
+        if bridge:
+            from responses_proxy.bridgeresource import BridgeResource
+
+            leaf: Any = BridgeResource(
+                reactor=self.clock,
+                upstream=self.upstream,
+                upstreamURL="http://upstream.test/v1/chat/completions",
+                authorization=self.authorization,
+                limits=self.limits,
+            )
+        else:
+            leaf = ResponsesResource(
+                reactor=self.clock,
+                upstream=self.upstream,
+                upstreamURL=UPSTREAM_URL,
+                authorization=self.authorization,
+                limits=self.limits,
+                bodyProducer=BodyProducerFactory(self.clock),
+            )
+        shutdown = ShutdownResource(self.clock, self._stop) if httpShutdown else None
+        self.site = StrictSite(buildRoot(leaf, shutdown), self.limits, reactor=self.clock)
+
+    def _stop(self) -> None:
+        self.stopped += 1
+
+    def connect(self) -> ClientConnection:
+        return ClientConnection(self.site)
+
+    def pump(self, rounds: int = 5) -> None:
+        """
+        Let queued work run: the body producer's cooperator and the in-memory upstream.
+        """
+        for _ in range(rounds):
+            self.clock.advance(0)
+            if isinstance(self.agent, RequestTraversalAgent):
+                self.agent.flush()
+
+
+def request(
+    method: bytes = b"POST",
+    target: bytes = b"/v1/responses",
+    body: bytes = b'{"model":"m","stream":true}',
+    headers: list[tuple[bytes, bytes]] | None = None,
+    host: bytes | None = b"127.0.0.1:8080",
+    version: bytes = b"HTTP/1.1",
+) -> bytes:
+    """
+    Raw request bytes; C{Content-Length} is added for a body unless given.
+    """
+    lines = [method + b" " + target + b" " + version]
+    if host is not None:
+        lines.append(b"Host: " + host)
+    given = [name.lower() for name, _ in headers or []]
+    for name, value in headers or []:
+        lines.append(name + b": " + value)
+    if body and b"content-length" not in given and b"transfer-encoding" not in given:
+        lines.append(b"Content-Length: %d" % len(body))
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+def parseResponse(raw: bytes) -> tuple[int, dict[bytes, list[bytes]], bytes]:
+    """
+    Status, headers (lower-cased names) and the raw rest of the first response.
+    """
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split(b" ")[1])
+    headers: dict[bytes, list[bytes]] = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        headers.setdefault(name.strip().lower(), []).append(value.strip())
+    return status, headers, rest
+
+
+def dechunk(body: bytes) -> tuple[bytes, bool]:
+    """
+    Decode a chunked body; report whether the terminating chunk was seen.
+    """
+    out = b""
+    while body:
+        size, _, body = body.partition(b"\r\n")
+        n = int(size, 16)
+        if n == 0:
+            return out, True
+        out += body[:n]
+        body = body[n + 2 :]
+    return out, False
