@@ -4,14 +4,39 @@ A scriptable fake upstream, run as a real process by the integration tests.
 
 C{python -m tests.fakeupstream --info FILE [--tls-cert PEM --tls-key PEM]} listens on two
 ephemeral ports on 127.0.0.1: the I{upstream} port (HTTP, or HTTPS with a cert and key),
-which records every request and answers it from a FIFO queue of reply specs, and a plain
-HTTP I{control} port with which a test scripts the replies and reads what was recorded.
-Once both are bound, C{{"port", "control_port", "pid"}} is written to FILE atomically.
+which records every request (any method, any path) and answers it from a FIFO queue of
+reply specs, and a plain-HTTP I{control} port with which a test scripts the replies and
+reads what was recorded. Once both are bound, C{{"port", "control_port", "pid"}} and a
+newline are written to FILE atomically. SIGTERM, SIGINT or C{POST /shutdown} stop it
+(exit status 0).
 
-A reply spec is a JSON object (see L{validateSpec} for the fields). Faults are built in
-because the proxy must survive them: delays (C{reactor.callLater}, never sleeps), hangs,
-TCP resets, truncated chunked bodies, responses that never start, and a generator that
-honours backpressure, so that a slow reader far away stalls it instead of growing memory.
+Reply spec (a JSON object; an unknown field is a 400 at enqueue time):
+  - C{status} (200), C{headers} (list of C{[name, value]}; C{content-type} defaults to
+    C{application/json}, or C{text/event-stream} with C{sse});
+  - the body, at most one of: C{body} (UTF-8 text), C{body_b64}, C{chunks} (list of
+    C{{"data": str}} / C{{"b64": str}}, each with an optional C{delay} in seconds, or
+    C{{"gate": NAME}} which holds the rest until C{POST /release?gate=NAME}), C{sse} (list
+    of JSON values, one C{data: <json>\n\n} event each, a string written raw so
+    C{"[DONE]"} works; C{sse_delay} between events; C{event_lines: true} adds
+    C{event: <type>}), C{generate} (C{{"bytes": N, "chunk": K}}: N bytes of filler as
+    fast as the consumer takes them, paused by backpressure), C{echo: true} (the JSON of
+    the recorded request, headers included);
+  - C{content_length: true}: send C{Content-Length} (the whole body's length, whatever
+    the kind), otherwise the body is chunked;
+  - C{delay_headers} (seconds before the head), C{never_respond: true} (no answer at all);
+  - C{then} after the body: C{finish} (default), C{hang} (leave the response open until
+    the client goes), C{reset} (abort the TCP connection: RST), C{close} (close without
+    the last chunk); C{then_gate} and C{then_delay} hold it back.
+
+Control port (JSON): C{POST /replies} (a list of specs, enqueued), C{POST /default} (one
+spec), C{POST /reset} (queue, records, connection log, gates and the default reply),
+C{POST /release?gate=NAME}, C{POST /shutdown}, C{GET /requests}, C{GET /connections},
+C{GET /wait?requests=N|closed=CONN|outcome=INDEX|paused=INDEX&timeout=S} (long poll: 200
+when it happens, 408 at the timeout).
+
+Recorded headers come from C{getAllRawHeaders()}: duplicates are kept in order, but
+grouped under the first occurrence of their name, and Twisted canonicalises name case.
+Times are C{time.monotonic()}, which on Linux is comparable across processes.
 
 The upstream side never logs request headers or bodies: in tests they hold the proxy's key.
 """

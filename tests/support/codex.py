@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -82,6 +84,21 @@ def findCodex() -> Path:
             f"{' (from CODEX_BIN)' if env else ''}; install it with: {INSTALL_HINT}"
         )
     return path
+
+
+def codexVersion(timeout: float = 30.0) -> str:
+    """
+    @return: what C{codex --version} prints, e.g. C{"codex-cli 0.169.0"}.
+    """
+    out = subprocess.run(
+        [str(findCodex()), "--version"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=timeout,
+        check=True,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": tempfile.gettempdir()},
+    )
+    return out.stdout.decode().strip()
 
 
 def tomlValue(value: Any) -> str:

@@ -395,6 +395,31 @@ class ManagedProcess:
         return self.wait(timeout)
 
 
+def pidAlive(pid: int) -> bool:
+    """
+    @return: whether a process with this id exists (and is not a zombie).
+    """
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+
+
+def waitPidGone(pid: int, timeout: float = 10.0, what: str = "process") -> None:
+    """
+    Wait until process C{pid} (one we did not start directly, e.g. a daemonized twistd
+    whose pid is in its server-info file) has gone, polling C{/proc} in a bounded loop.
+
+    @raise WaitTimeout: if it is still there after C{timeout} seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while pidAlive(pid):
+        if time.monotonic() >= deadline:
+            raise WaitTimeout(f"{what} (pid {pid}) still running after {timeout} s")
+        time.sleep(_POLL)  # polling a pid we cannot wait() on: bounded by the deadline
+
+
 def startProcess(
     testCase: Any,
     argv: Sequence[str],
