@@ -647,6 +647,23 @@ class _Reply:
     def _afterGate(self) -> None:
         self._later(self.spec.get("then_delay", 0), self._then)
 
+    def _whenFlushed(self, transport: object, then: Callable[[], None]) -> None:
+        """
+        Call C{then} once the transport's buffer has reached the kernel (or after
+        L{_FLUSH_LIMIT} seconds, if the client does not read).
+        """
+        deadline = self.clock.seconds() + _FLUSH_LIMIT
+
+        def check() -> None:
+            if self.gone:
+                return
+            if _pendingBytes(transport) <= 0 or self.clock.seconds() >= deadline:
+                then()
+            else:
+                self._later(_FLUSH_POLL, check)
+
+        check()
+
     def _then(self) -> None:
         if self.gone:
             return
@@ -655,10 +672,31 @@ class _Reply:
         if then == "finish":
             self.request.finish()
         elif then == "reset":
-            transport.abortConnection()
+            # abortConnection() drops what Twisted has not yet handed to the kernel:
+            # let the body reach the socket first, so the client gets it, then the RST.
+            self._whenFlushed(transport, transport.abortConnection)
         elif then == "close":
             transport.loseConnection()
         # "hang": leave the response unfinished until the client goes away.
+
+
+def _pendingBytes(transport: object) -> int:
+    """
+    @return: bytes written to C{transport} (through any wrapping layers: the
+        connection tracker, TLS) that the TCP transport has not yet passed to the kernel.
+    """
+    t = transport
+    for _ in range(5):
+        inner = getattr(t, "transport", None)
+        if inner is None:
+            break
+        t = inner
+    buffered = len(getattr(t, "dataBuffer", b"")) - getattr(t, "offset", 0)
+    return buffered + getattr(t, "_tempDataLen", 0)
+
+
+_FLUSH_POLL = 0.005
+_FLUSH_LIMIT = 2.0
 
 
 class UpstreamResource(Resource):

@@ -247,6 +247,16 @@ class FakeUpstreamTests(SynchronousTestCase):
             self.assertFalse(stream.complete)
         self.assertEqual(self.fake.waitOutcome(0), "lost")
 
+    def test_thenResetAfterBodyDeliversBody(self) -> None:
+        """
+        C{then: reset} right after the body still delivers the body before the reset.
+        """
+        self.fake.enqueue({"chunks": [{"data": "data: partial\n\n"}], "then": "reset"})
+        with http.openStream(self.fake.port) as stream:
+            self.assertEqual(stream.readEvent(5).data, "partial")
+            self.assertRaises(http.TruncatedBody, stream.readEvent, 5)
+            self.assertFalse(stream.complete)
+
     def test_thenClose(self) -> None:
         """
         C{then: close} closes the connection (FIN) without the final chunk: a truncated
