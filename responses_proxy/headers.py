@@ -65,9 +65,11 @@ def connectionTokens(headers: RawHeaders) -> frozenset[bytes]:
     return frozenset(tokens)
 
 
-def _filtered(headers: RawHeaders, drop: frozenset[bytes]) -> HeaderList:
+def _filtered(
+    headers: RawHeaders, drop: frozenset[bytes], extra: frozenset[bytes] = frozenset()
+) -> HeaderList:
     pairs = [(name, list(values)) for name, values in headers]
-    listed = connectionTokens(pairs)
+    listed = connectionTokens(pairs) | extra
     out: HeaderList = []
     for name, values in pairs:
         lower = name.lower()
@@ -106,14 +108,19 @@ def bridgeRequestHeaders(headers: RawHeaders, authorization: bytes, stream: bool
     return out
 
 
-def clientResponseHeaders(headers: RawHeaders) -> HeaderList:
+def clientResponseHeaders(
+    headers: RawHeaders, listed: frozenset[bytes] = frozenset()
+) -> HeaderList:
     """
     The upstream's response headers as the client sees them in pass-through mode.
 
     Hop-by-hop headers and framing are dropped: twisted.web frames the body itself.
     C{Content-Encoding} is kept, because the body is relayed undecoded.
+
+    @param listed: names the upstream's C{Connection} header listed (Twisted's parser
+        keeps C{Connection} itself out of the response headers).
     """
-    return _filtered(headers, _RESPONSE_DROP)
+    return _filtered(headers, _RESPONSE_DROP, listed)
 
 
 def bridgeResponseHeaders(headers: RawHeaders) -> HeaderList:

@@ -147,6 +147,21 @@ class UpstreamClient:
         return response
 
 
+def connectionTokensOf(response: Any) -> frozenset[bytes]:
+    """
+    The names the upstream's C{Connection} header listed, noted on Twisted's own
+    response object under treq's wrappers (see C{service._ConnectionAwareProtocol}).
+    """
+    for _ in range(8):
+        tokens = getattr(response, "connectionTokens", None)
+        if tokens is not None:
+            return tokens
+        response = getattr(response, "original", None)
+        if response is None:
+            break
+    return frozenset()
+
+
 def makeHeaders(pairs: list[tuple[bytes, list[bytes]]]) -> Headers:
     headers = Headers()
     for name, values in pairs:
@@ -312,7 +327,9 @@ class _PassThrough:
         self._cancelTimer()
         if self._bodyTransport is not None:
             self._bodyTransport.stopProducing()
-        elif self._upstream is not None and not self._upstream.called:
+        elif self._upstream is not None:
+            # Also when "called": a Deferred chained on the connection's own request
+            # Deferred forwards the cancellation to it, which aborts the connection.
             self._upstream.cancel()
         self._finishDump("client_disconnected")
 
@@ -324,7 +341,9 @@ class _PassThrough:
             response.deliverBody(_Discard())
             return
         request.setResponseCode(response.code, _phrase(response.phrase))
-        pairs = clientResponseHeaders(response.headers.getAllRawHeaders())
+        pairs = clientResponseHeaders(
+            response.headers.getAllRawHeaders(), connectionTokensOf(response)
+        )
         for name, values in pairs:
             request.responseHeaders.setRawHeaders(name, [self._redactor.redact(v) for v in values])
         if self._dump is not None:

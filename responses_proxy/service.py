@@ -20,10 +20,12 @@ from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
+from twisted.web._newclient import HTTP11ClientProtocol
 from twisted.web.client import HTTPConnectionPool, _HTTP11ClientFactory
 
 from responses_proxy import hardening
 from responses_proxy.config import StartupError
+from responses_proxy.headers import connectionTokens
 from responses_proxy.keyfile import AuthorizationHeader, lockBytes
 
 _log = Logger(namespace="responses_proxy")
@@ -176,12 +178,37 @@ class KeyCustodyService(Service):
             hardening.setNonDumpable()
 
 
+class _ConnectionAwareProtocol(HTTP11ClientProtocol):
+    """
+    Tells the relay which headers the upstream's C{Connection} header lists.
+
+    Twisted's response parser keeps connection-control headers (C{Connection}
+    itself among them) out of C{response.headers}, so without this the relay
+    could not drop the hop-by-hop headers C{Connection} names.
+    """
+
+    def request(self, request: Any) -> Deferred[Any]:
+        d = super().request(request)
+        parser = self._parser
+
+        def note(response: Any) -> Any:
+            if parser is not None:
+                response.connectionTokens = connectionTokens(parser.connHeaders.getAllRawHeaders())
+            return response
+
+        return d.addCallback(note)
+
+
 class _QuietClientFactory(_HTTP11ClientFactory):
     """
-    The pool's connection factory without "Starting factory" log noise.
+    The pool's connection factory: no "Starting factory" log noise, and protocols
+    that report the C{Connection} header's tokens.
     """
 
     noisy = False
+
+    def buildProtocol(self, addr: Any) -> HTTP11ClientProtocol:
+        return _ConnectionAwareProtocol(self._quiescentCallback)
 
 
 def makePool(reactor: Any, persistent: bool = True) -> HTTPConnectionPool:

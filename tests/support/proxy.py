@@ -1,0 +1,188 @@
+"""
+The proxy as a real process for integration tests, through any of its entry points.
+
+    proxy = ProxyProcess(self, upstreamURL=fake.url()).start()
+    resp = http.post(proxy.port, "/v1/responses", {...})
+
+The key goes in on stdin, as a user would pipe it; the proxy is stopped (SIGTERM, then
+SIGKILL) when the test ends.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from tests.support import http
+from tests.support.procs import PYTHON, ManagedProcess, makeTempDir, pythonEnv
+
+BIN = Path(sys.executable).parent
+DEFAULT_KEY = b"sk-proxytest-0123456789ABCDEFabcdef"
+
+
+def scriptPath(name: str) -> str:
+    """
+    A console script installed next to the interpreter running the tests.
+    """
+    return str(BIN / name)
+
+
+class ProxyProcess:
+    """
+    One proxy process.
+
+    @ivar port: the port it listens on (from its server-info file).
+    @ivar info: the decoded server-info file.
+    @ivar process: the L{ManagedProcess}.
+    """
+
+    def __init__(
+        self,
+        testCase: Any,
+        *,
+        key: bytes = DEFAULT_KEY,
+        stdin: bytes | None = None,
+        upstreamURL: str | None = None,
+        bridge: bool = False,
+        httpShutdown: bool = True,
+        dumpDir: str | None = None,
+        tuning: str | None = None,
+        entry: str = "module",
+        daemon: bool = False,
+        extraArgs: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        port: int | None = None,
+    ) -> None:
+        """
+        @param entry: C{"module"} (C{python -m responses_proxy}), C{"script"} (the
+            installed C{codex-responses-api-proxy}) or C{"twistd"} (the plugin).
+        @param daemon: with C{"twistd"}, daemonize with a pidfile instead of C{-n}.
+        @param stdin: exact standard input (default: the key and a newline).
+        """
+        self.testCase = testCase
+        self.dir = makeTempDir(testCase, "proxy-")
+        self.key = key
+        self.serverInfo = self.dir / "info" / "server-info.json"
+        self.pidfile = self.dir / "twistd.pid"
+        self.logfile = self.dir / "twistd.log"
+        args: list[str] = ["--server-info", str(self.serverInfo)]
+        if upstreamURL is not None:
+            args += ["--upstream-url", upstreamURL]
+        if bridge:
+            args.append("--bridge-to-chat")
+        if httpShutdown:
+            args.append("--http-shutdown")
+        if dumpDir is not None:
+            args += ["--dump-dir", dumpDir]
+        if port is not None:
+            args += ["--port", str(port)]
+        args += list(extraArgs)
+        if entry == "module":
+            argv = [PYTHON, "-m", "responses_proxy", *args]
+        elif entry == "script":
+            argv = [scriptPath("codex-responses-api-proxy"), *args]
+        elif entry == "twistd":
+            if daemon:
+                head = ["--pidfile", str(self.pidfile), "--logfile", str(self.logfile)]
+            else:
+                head = ["-n", "--pidfile", str(self.pidfile)]
+            argv = [scriptPath("twistd"), *head, "responses-proxy", *args]
+        else:
+            raise ValueError(entry)
+        environment = pythonEnv()
+        environment.pop("CODEX_PROXY_TUNING", None)
+        if tuning is not None:
+            environment["CODEX_PROXY_TUNING"] = tuning
+        if env:
+            environment.update(env)
+        self.process = ManagedProcess(
+            argv,
+            env=environment,
+            stdin=key + b"\n" if stdin is None else stdin,
+            cwd=self.dir,
+            directory=self.dir,
+            name="proxy",
+        )
+        self.port = 0
+        self.info: dict[str, Any] = {}
+        self.daemon = daemon
+
+    def start(self, timeout: float = 20.0) -> ProxyProcess:
+        """
+        Start it and wait for its server-info file.
+        """
+        self.testCase.addCleanup(self.stop)
+        self.process.start()
+        if self.daemon:
+            # The launcher exits at once; the daemon writes the file.
+            self.process.wait(timeout)
+            self.info = _waitForFile(self.serverInfo, timeout, self)
+        else:
+            self.info = self.process.waitForJSONFile(self.serverInfo, timeout)
+        self.port = self.info["port"]
+        return self
+
+    def url(self, path: str = "/v1") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def shutdown(self, timeout: float = 15.0) -> int:
+        """
+        C{GET /shutdown} and wait for the process to exit; returns its status.
+        """
+        resp = http.get(self.port, "/shutdown")
+        self.testCase.assertEqual(resp.status, 200)
+        if self.daemon:
+            return _waitGone(int(self.info["pid"]), timeout)
+        return self.process.wait(timeout)
+
+    def stop(self) -> None:
+        if self.daemon and self.info.get("pid"):
+            try:
+                os.kill(int(self.info["pid"]), 15)
+            except ProcessLookupError:
+                pass
+        self.process.stop()
+
+    def outputs(self) -> bytes:
+        """
+        Everything it printed, plus its log file if it has one.
+        """
+        data = self.process.stdout() + self.process.stderr()
+        if self.logfile.exists():
+            data += self.logfile.read_bytes()
+        return data
+
+
+def _waitForFile(path: Path, timeout: float, proxy: ProxyProcess) -> dict[str, Any]:
+    import json
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            text = ""
+        if text.endswith("\n"):
+            return json.loads(text)
+        time.sleep(0.02)
+    raise AssertionError(f"no server-info file from the daemon: {proxy.outputs()[-2000:]!r}")
+
+
+def _waitGone(pid: int, timeout: float) -> int:
+    """
+    Wait for a process that is not our child to disappear; returns 0 once gone.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return 0
+        time.sleep(0.02)
+    raise AssertionError(f"daemon {pid} still running after {timeout} s")
