@@ -667,7 +667,8 @@ class StreamingResponse:
 
         @param timeout: the deadline for this piece, in seconds.
         @return: the bytes, or L{None} at the clean end of the body.
-        @raise TruncatedBody: if the connection closed first.
+        @raise TruncatedBody: if the connection closed first (the bytes of a chunk cut
+            in the middle are not returned).
         @raise ReadTimeout: if nothing arrived in time.
         """
         if self._ended:
@@ -802,14 +803,16 @@ def openStream(
     Send a request and read only the response head; read the body as it arrives with
     L{StreamingResponse.iterChunks} or L{StreamingResponse.iterEvents}.
 
-    @param body: bytes, or any other value sent as JSON.
+    @param body: bytes, text (sent as UTF-8), or any other value sent as JSON.
     @param headers: extra headers (C{Host} and C{Content-Length} are added).
     @param timeout: the deadline for the head, in seconds.
     @param rcvbuf: C{SO_RCVBUF} for the client socket.
     @return: the response, to be closed by the caller (it is a context manager).
     """
     items = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
-    if not isinstance(body, bytes):
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    elif not isinstance(body, bytes):
         body = json.dumps(body).encode("utf-8")
         if "content-type" not in {k.lower() for k, _ in items}:
             items.append(("Content-Type", "application/json"))
