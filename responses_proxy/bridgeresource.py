@@ -1,0 +1,596 @@
+# -*- test-case-name: tests.test_bridgeresource -*-
+"""
+The bridge leaf: C{POST /v1/responses} converted to a Chat Completions request, and the
+chat reply converted back, as it arrives.
+
+Thin Twisted glue around the pure modules in L{responses_proxy.bridge}: the request is
+converted by L{convertRequest}, sent through the same L{UpstreamClient} as pass-through
+mode, and the upstream's SSE body is split by L{SSEReceiver} and fed, one event at a time,
+to a L{ResponsesStream} whose bytes are written to the client at once. Backpressure and
+cancellation work as in pass-through mode; the timers here are the only state the pure
+modules do not own: keep-alive events during upstream silence, the silence limit, and the
+wait for usage after C{finish_reason}.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.client import PotentialDataLoss, ResponseDone
+from twisted.web.iweb import IBodyProducer, IRequest, IResponse
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
+
+from responses_proxy import policy
+from responses_proxy.bridge.errors import mapUpstreamError
+from responses_proxy.bridge.request import (
+    BridgeRequestError,
+    ChatConversion,
+    convertRequest,
+    parseRequestBody,
+)
+from responses_proxy.bridge.stream import ResponsesStream
+from responses_proxy.config import Limits
+from responses_proxy.dump import Dumper, Exchange
+from responses_proxy.headers import bridgeRequestHeaders, bridgeResponseHeaders
+from responses_proxy.keyfile import AuthorizationHeader
+from responses_proxy.redact import StreamRedactor
+from responses_proxy.relay import (
+    BodyProducerFactory,
+    UpstreamClient,
+    classifyFailure,
+    makeHeaders,
+)
+from responses_proxy.resource import errorBody, forbid, sendError
+from responses_proxy.sse import SSELineTooLong, SSEReceiver
+
+_log = Logger(namespace="responses_proxy")
+
+# Upstream error bodies and whole JSON completions are read into memory up to this.
+MAX_JSON_BODY = 64 * 1024 * 1024
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class _Collect(Protocol):
+    """
+    Read a whole (bounded) body.
+    """
+
+    def __init__(self, limit: int, onData: Callable[[bytes], None] | None = None) -> None:
+        self._parts: list[bytes] = []
+        self._size = 0
+        self._limit = limit
+        self._onData = onData
+        self.finished: Deferred[bytes] = Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.finished.called:
+            return
+        if self._onData is not None:
+            self._onData(data)
+        self._size += len(data)
+        if self._size > self._limit:
+            self.transport.stopProducing()
+            self.finished.errback(_BodyTooLarge())
+            return
+        self._parts.append(data)
+
+    def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
+        if self.finished.called:
+            return
+        if reason.check(ResponseDone, PotentialDataLoss):
+            self.finished.callback(b"".join(self._parts))
+        else:
+            self.finished.errback(reason)
+
+
+class _StreamBody(SSEReceiver):
+    """
+    The SSE receiver, also registered as the client request's producer, so a slow
+    client pauses the upstream and a gone one stops it.
+    """
+
+    def __init__(self, exchange: _Bridge, onData: Callable[[bytes], None]) -> None:
+        super().__init__(onData)
+        self._exchange = exchange
+
+    def connectionMade(self) -> None:
+        self._exchange.bodyStarted(self.transport)
+
+    def dataReceived(self, data: bytes) -> None:
+        self._exchange.upstreamBytes(data)
+        super().dataReceived(data)
+
+
+def _isEventStream(response: IResponse) -> bool:
+    for value in response.headers.getRawHeaders(b"content-type", []):
+        if b"text/event-stream" in value.lower():
+            return True
+    return False
+
+
+class _Bridge:
+    """
+    One bridged request.
+    """
+
+    def __init__(self, resource: BridgeResource, request: IRequest) -> None:
+        self._resource = resource
+        self._request = request
+        self._reactor = resource.reactor
+        self._limits: Limits = resource.limits
+        self._redactor = StreamRedactor(resource.authorization.key)
+        self._dump: Exchange | None = resource.dumper.begin() if resource.dumper else None
+        self._conversion: ChatConversion | None = None
+        self._stream: ResponsesStream | None = None
+        self._upstream: Deferred[IResponse] | None = None
+        self._bodyTransport: Any = None
+        self._registered = False
+        self._clientGone = False
+        self._finished = False
+        self._timedOut = False
+        self._headerTimer: IDelayedCall | None = None
+        self._keepAliveTimer: IDelayedCall | None = None
+        self._idleTimer: IDelayedCall | None = None
+        self._tailTimer: IDelayedCall | None = None
+        self._lastWrite = 0.0
+        self._lastUpstream = 0.0
+
+    # -- request ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        request = self._request
+        request.notifyFinish().addErrback(self._clientLeft)
+        content = request.content
+        content.seek(0)
+        raw = content.read()
+        try:
+            conversion = convertRequest(parseRequestBody(raw))
+        except BridgeRequestError as e:
+            _log.info("bridge refused the request: {message}", message=e.message)
+            if self._dump is not None:
+                self._dump.writeRequest(
+                    request.method,
+                    request.uri,
+                    request.requestHeaders.getAllRawHeaders(),
+                    raw,
+                    self._resource.upstreamURL,
+                )
+                self._dump.finish("bad_request")
+            self._finished = True
+            sendError(request, 400, json.dumps(e.errorBody()).encode("utf-8"))
+            return
+        for note in conversion.dropped:
+            _log.debug("bridge dropped {note}", note=note)
+        self._conversion = conversion
+        body = json.dumps(conversion.body, separators=(",", ":")).encode("utf-8")
+        pairs = bridgeRequestHeaders(
+            request.requestHeaders.getAllRawHeaders(),
+            self._resource.authorization.value,
+            conversion.context.stream,
+        )
+        if self._dump is not None:
+            self._dump.writeRequest(
+                request.method,
+                request.uri,
+                request.requestHeaders.getAllRawHeaders(),
+                raw,
+                self._resource.upstreamURL,
+                upstreamBody=body,
+                upstreamHeaders=pairs,
+            )
+        self._headerTimer = self._reactor.callLater(
+            self._limits.responseTimeout, self._headersTooSlow
+        )
+        self._upstream = self._resource.upstream.request(
+            b"POST",
+            self._resource.upstreamURL,
+            makeHeaders(pairs),
+            self._resource.bodyProducer(io.BytesIO(body)),
+        )
+        self._upstream.addCallbacks(self._gotResponse, self._failed)
+
+    def _headersTooSlow(self) -> None:
+        self._headerTimer = None
+        self._timedOut = True
+        if self._upstream is not None:
+            self._upstream.cancel()
+
+    def _clientLeft(self, reason: Failure) -> None:
+        self._clientGone = True
+        self._cancelTimers()
+        if self._bodyTransport is not None:
+            self._bodyTransport.stopProducing()
+        elif self._upstream is not None:
+            self._upstream.cancel()
+        self._finishDump("client_disconnected")
+
+    def _failed(self, failure: Failure) -> None:
+        self._cancel("_headerTimer")
+        if self._clientGone:
+            return
+        outcome = classifyFailure(failure, self._timedOut)
+        _log.info(
+            "upstream request failed: {code} ({kind})",
+            code=outcome.code,
+            kind=type(failure.value).__name__,
+        )
+        self._finishDump(outcome.code)
+        self._finished = True
+        sendError(
+            self._request,
+            outcome.status,
+            self._redactor.redact(errorBody(outcome.message, "proxy_error", outcome.code)),
+        )
+
+    # -- response -----------------------------------------------------------------------
+
+    def _gotResponse(self, response: IResponse) -> None:
+        self._cancel("_headerTimer")
+        request = self._request
+        request.upstreamStatus = response.code
+        if self._dump is not None:
+            self._dump.responseStarted(response.code, response.headers.getAllRawHeaders())
+        if self._clientGone:
+            response.deliverBody(_Discard())
+            return
+        kept = bridgeResponseHeaders(response.headers.getAllRawHeaders())
+        for name, values in kept:
+            request.responseHeaders.setRawHeaders(name, [self._redactor.redact(v) for v in values])
+        if not 200 <= response.code < 300:
+            self._collect(response, lambda body: self._upstreamError(response, body))
+            return
+        assert self._conversion is not None
+        context = self._conversion.context
+        if not context.stream:
+            self._collect(response, lambda body: self._wholeReply(response, body))
+            return
+        self._stream = ResponsesStream(context)
+        request.setResponseCode(200)
+        request.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-cache")
+        self._write(self._stream.start())
+        now = self._reactor.seconds()
+        self._lastUpstream = now
+        self._keepAliveTimer = self._reactor.callLater(
+            self._limits.keepAliveInterval, self._keepAliveDue
+        )
+        self._idleTimer = self._reactor.callLater(self._limits.streamIdleTimeout, self._idleDue)
+        if _isEventStream(response):
+            receiver = _StreamBody(self, self._streamData)
+            receiver.finished.addCallbacks(self._streamEnded, self._streamBroken)
+            response.deliverBody(receiver)
+        else:
+            self._collect(response, self._streamedJSON, register=True)
+
+    def _collect(
+        self, response: IResponse, then: Callable[[bytes], None], register: bool = False
+    ) -> None:
+        collector = _Collect(MAX_JSON_BODY, self.upstreamBytes)
+        if register:
+            original = collector.connectionMade
+
+            def made() -> None:
+                original()
+                self.bodyStarted(collector.transport)
+
+            collector.connectionMade = made  # type: ignore[method-assign]
+        else:
+            original = collector.connectionMade
+
+            def track() -> None:
+                original()
+                self._bodyTransport = collector.transport
+
+            collector.connectionMade = track  # type: ignore[method-assign]
+        collector.finished.addCallbacks(then, self._collectFailed)
+        response.deliverBody(collector)
+
+    def _collectFailed(self, failure: Failure) -> None:
+        if self._clientGone or self._finished:
+            return
+        if self._stream is not None:
+            self._unregister()
+            self._endStream(self._stream.fail("server_error", _bodyFailureMessage(failure)))
+            return
+        self._finished = True
+        self._finishDump("upstream_failed")
+        sendError(
+            self._request,
+            502,
+            errorBody(_bodyFailureMessage(failure), "proxy_error", "upstream_error"),
+        )
+
+    def _upstreamError(self, response: IResponse, body: bytes) -> None:
+        if self._clientGone:
+            return
+        retryAfter = response.headers.getRawHeaders(b"retry-after")
+        status, document = mapUpstreamError(
+            response.code, body, retryAfter[0].decode("latin-1") if retryAfter else None
+        )
+        error = document.get("error", {})
+        _log.info(
+            "upstream answered {status} ({code})", status=response.code, code=error.get("code")
+        )
+        self._finished = True
+        self._finishDump("complete")
+        sendError(
+            self._request,
+            status,
+            self._redactor.redact(json.dumps(document, ensure_ascii=False).encode("utf-8")),
+        )
+
+    def _wholeReply(self, response: IResponse, body: bytes) -> None:
+        """
+        C{stream: false}: one chat completion (or an SSE body, if the upstream streamed
+        anyway) becomes one Responses object.
+        """
+        if self._clientGone:
+            return
+        assert self._conversion is not None
+        stream = ResponsesStream(self._conversion.context)
+        if _isEventStream(response) or body.lstrip().startswith((b"data:", b":", b"event:")):
+            from responses_proxy.sse import SSEParser
+
+            parser = SSEParser()
+            try:
+                for payload in parser.feed(body) + parser.close():
+                    stream.feedData(payload)
+            except SSELineTooLong:
+                stream.fail("server_error", "upstream sent an over-long SSE line")
+            stream.end()
+        else:
+            try:
+                completion = json.loads(body)
+            except ValueError:
+                completion = None
+            if not isinstance(completion, dict):
+                self._finished = True
+                self._finishDump("upstream_failed")
+                sendError(
+                    self._request,
+                    502,
+                    errorBody(
+                        "upstream reply is not a JSON chat completion",
+                        "proxy_error",
+                        "upstream_error",
+                    ),
+                )
+                return
+            stream.feedCompletion(completion)
+        document = stream.response or {}
+        payload = self._redactor.redact(
+            json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        )
+        if self._dump is not None:
+            self._dump.clientData(payload)
+        self._finished = True
+        self._finishDump("complete")
+        request = self._request
+        request.setResponseCode(200)
+        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"content-length", b"%d" % len(payload))
+        request.write(payload)
+        request.finish()
+
+    def _streamedJSON(self, body: bytes) -> None:
+        """
+        A 2xx reply to a streaming request that is not SSE: convert its JSON.
+        """
+        if self._clientGone or self._stream is None or self._stream.done:
+            return
+        self._unregister()
+        try:
+            completion = json.loads(body)
+        except ValueError:
+            if body.lstrip().startswith((b"data:", b":", b"event:")):
+                from responses_proxy.sse import SSEParser
+
+                parser = SSEParser()
+                out = [self._stream.feedData(p) for p in parser.feed(body) + parser.close()]
+                self._write(b"".join(out))
+                self._endStream(self._stream.end())
+                return
+            completion = None
+        if not isinstance(completion, dict):
+            self._endStream(
+                self._stream.fail("server_error", "upstream reply is neither SSE nor JSON")
+            )
+            return
+        self._endStream(self._stream.feedCompletion(completion))
+
+    # -- the streaming path ---------------------------------------------------------------
+
+    def bodyStarted(self, transport: Any) -> None:
+        self._bodyTransport = transport
+        if self._clientGone:
+            transport.stopProducing()
+            return
+        self._request.registerProducer(transport, True)
+        self._registered = True
+
+    def upstreamBytes(self, data: bytes) -> None:
+        if self._dump is not None:
+            self._dump.upstreamData(data)
+
+    def _streamData(self, payload: bytes) -> None:
+        stream = self._stream
+        if stream is None or stream.done or self._clientGone:
+            return
+        self._lastUpstream = self._reactor.seconds()
+        tail = stream.awaitingTail
+        out = stream.feedData(payload)
+        if out:
+            self._write(out)
+        if stream.done:
+            self._endStream(b"")
+        elif stream.awaitingTail and not tail:
+            self._tailTimer = self._reactor.callLater(self._limits.tailWait, self._tailDue)
+
+    def _streamEnded(self, _: None) -> None:
+        if self._stream is not None and not self._clientGone:
+            self._unregister()
+            self._endStream(self._stream.end())
+
+    def _streamBroken(self, failure: Failure) -> None:
+        if self._stream is None or self._clientGone or self._stream.done:
+            return
+        self._unregister()
+        if failure.check(SSELineTooLong):
+            out = self._stream.fail(
+                "server_error", "the upstream sent an SSE line over the size limit"
+            )
+        else:
+            # A cut body is still an end: end() decides from the finish_reason seen.
+            _log.info("upstream stream ended abnormally")
+            out = self._stream.end()
+        self._endStream(out)
+
+    def _keepAliveDue(self) -> None:
+        self._keepAliveTimer = None
+        stream = self._stream
+        if stream is None or stream.done or self._clientGone:
+            return
+        idle = self._reactor.seconds() - self._lastWrite
+        interval = self._limits.keepAliveInterval
+        if idle >= interval:
+            self._write(stream.keepAlive())
+            idle = 0.0
+        self._keepAliveTimer = self._reactor.callLater(interval - idle, self._keepAliveDue)
+
+    def _idleDue(self) -> None:
+        self._idleTimer = None
+        stream = self._stream
+        if stream is None or stream.done or self._clientGone:
+            return
+        silent = self._reactor.seconds() - self._lastUpstream
+        limit = self._limits.streamIdleTimeout
+        if silent < limit:
+            self._idleTimer = self._reactor.callLater(limit - silent, self._idleDue)
+            return
+        _log.info("upstream silent for {seconds:.0f} s; failing the stream", seconds=silent)
+        self._stopUpstream()
+        self._endStream(
+            stream.fail("server_error", f"the upstream sent nothing for {limit:.0f} seconds")
+        )
+
+    def _tailDue(self) -> None:
+        self._tailTimer = None
+        stream = self._stream
+        if stream is None or stream.done or self._clientGone:
+            return
+        self._stopUpstream()
+        self._endStream(stream.end())
+
+    def _write(self, data: bytes) -> None:
+        if not data or self._clientGone:
+            return
+        self._lastWrite = self._reactor.seconds()
+        if self._dump is not None:
+            self._dump.clientData(data)
+        out = self._redactor.feed(data)
+        if out:
+            self._request.write(out)
+
+    def _endStream(self, last: bytes) -> None:
+        """
+        Write the last events and end the response; the upstream is let go.
+        """
+        if self._finished:
+            return
+        self._write(last)
+        self._finished = True
+        self._cancelTimers()
+        self._stopUpstream()
+        if self._clientGone:
+            return
+        tail = self._redactor.flush()
+        if tail:
+            self._request.write(tail)
+        self._finishDump("complete")
+        self._request.finish()
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _unregister(self) -> None:
+        if self._registered:
+            self._registered = False
+            if not self._clientGone:
+                self._request.unregisterProducer()
+
+    def _stopUpstream(self) -> None:
+        self._unregister()
+        transport, self._bodyTransport = self._bodyTransport, None
+        if transport is not None:
+            transport.stopProducing()
+
+    def _cancel(self, name: str) -> None:
+        timer = getattr(self, name)
+        if timer is not None:
+            if timer.active():
+                timer.cancel()
+            setattr(self, name, None)
+
+    def _cancelTimers(self) -> None:
+        for name in ("_headerTimer", "_keepAliveTimer", "_idleTimer", "_tailTimer"):
+            self._cancel(name)
+
+    def _finishDump(self, outcome: str) -> None:
+        if self._dump is not None:
+            self._dump.finish(outcome)
+
+
+def _bodyFailureMessage(failure: Failure) -> str:
+    if failure.check(_BodyTooLarge):
+        return "the upstream reply was too large"
+    return "the upstream reply was cut off"
+
+
+class _Discard(Protocol):
+    def connectionMade(self) -> None:
+        self.transport.stopProducing()
+
+
+class BridgeResource(Resource):
+    """
+    The leaf at C{/v1/responses} in bridge mode.
+    """
+
+    isLeaf = True
+
+    def __init__(
+        self,
+        *,
+        reactor: IReactorTime,
+        upstream: UpstreamClient,
+        upstreamURL: str,
+        authorization: AuthorizationHeader,
+        limits: Limits,
+        dumper: Dumper | None = None,
+        bodyProducer: Callable[[Any], IBodyProducer] | None = None,
+    ) -> None:
+        super().__init__()
+        self.reactor = reactor
+        self.upstream = upstream
+        self.upstreamURL = upstreamURL
+        self.authorization = authorization
+        self.limits = limits
+        self.dumper = dumper
+        self.bodyProducer = bodyProducer or BodyProducerFactory(reactor)
+
+    def render(self, request: IRequest) -> bytes | int:
+        if not policy.isResponsesRequest(request.method, request.uri):
+            return forbid(request)
+        _Bridge(self, request).start()
+        return NOT_DONE_YET

@@ -1,0 +1,392 @@
+"""
+In-memory tests of the bridge glue: the real site, the real treq client and the pure
+converters, with a fake chat upstream resource and a fake clock for the timers.
+"""
+
+from __future__ import annotations
+
+import json
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from responses_proxy.config import Limits
+from tests import sdkcheck
+from tests.memoryproxy import KEY, MemoryProxy, dechunk, parseResponse, request
+
+CODEX_BODY = {
+    "model": "deepseek-chat",
+    "instructions": "Be brief.",
+    "input": [
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}
+    ],
+    "tools": [],
+    "tool_choice": "auto",
+    "parallel_tool_calls": True,
+    "stream": True,
+    "store": False,
+    "include": ["reasoning.encrypted_content"],
+}
+
+
+def chunk(delta: dict | None = None, finish: str | None = None, usage: dict | None = None) -> bytes:
+    body: dict = {"id": "c1", "object": "chat.completion.chunk", "model": "up-model", "choices": []}
+    if delta is not None or finish is not None:
+        body["choices"] = [{"index": 0, "delta": delta or {}, "finish_reason": finish}]
+    if usage is not None:
+        body["usage"] = usage
+    return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+
+USAGE = {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}
+
+
+class BridgeBase(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.proxy = MemoryProxy(bridge=True, limits=self.limits())
+        self.client = self.proxy.connect()
+
+    def limits(self) -> Limits:
+        return Limits()
+
+    def send(self, body: dict | bytes = CODEX_BODY, headers=None):
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.client.send(request(body=raw, headers=headers))
+        self.proxy.pump()
+
+    def upstream(self):
+        self.assertEqual(len(self.proxy.upstreamResource.requests), 1)
+        return self.proxy.upstreamResource.requests[0]
+
+    def startStream(self, up, headers=((b"content-type", b"text/event-stream"),)):
+        up.setResponseCode(200)
+        for name, value in headers:
+            up.setHeader(name, value)
+
+    def events(self) -> list[dict]:
+        _, _, rest = parseResponse(self.client.received())
+        body, _ = dechunk(rest)
+        return [data for _, data in sdkcheck.parseEvents(body)]
+
+    def finished(self) -> bool:
+        _, _, rest = parseResponse(self.client.received())
+        return dechunk(rest)[1]
+
+
+class RequestSideTests(BridgeBase):
+    """
+    What the chat upstream receives.
+    """
+
+    def test_convertedRequestAndHeaders(self) -> None:
+        """The chat body, and headers: key, JSON, SSE accept, identity encoding."""
+        self.send(
+            headers=[
+                (b"Authorization", b"Bearer codex"),
+                (b"X-Title", b"mine"),
+                (b"Accept-Encoding", b"gzip"),
+                (b"Accept", b"*/*"),
+            ]
+        )
+        up = self.upstream()
+        body = json.loads(up.bodyBytes)
+        self.assertEqual(body["model"], "deepseek-chat")
+        self.assertEqual(body["messages"][0], {"role": "system", "content": "Be brief."})
+        self.assertEqual(body["messages"][1], {"role": "user", "content": "hi"})
+        self.assertEqual(body["stream"], True)
+        self.assertEqual(body["stream_options"], {"include_usage": True})
+        for dropped in ["store", "include", "input", "instructions"]:
+            self.assertNotIn(dropped, body)
+        headers = up.requestHeaders
+        self.assertEqual(headers.getRawHeaders(b"authorization"), [b"Bearer " + KEY])
+        self.assertEqual(headers.getRawHeaders(b"content-type"), [b"application/json"])
+        self.assertEqual(headers.getRawHeaders(b"accept"), [b"text/event-stream"])
+        self.assertEqual(headers.getRawHeaders(b"accept-encoding"), [b"identity"])
+        self.assertEqual(headers.getRawHeaders(b"x-title"), [b"mine"])
+        self.assertEqual(headers.getRawHeaders(b"content-length"), [b"%d" % len(up.bodyBytes)])
+
+    def test_badBodiesAre400WithoutUpstream(self) -> None:
+        """Not JSON, stateful fields, wrong input type: 400 Responses-style; nothing sent."""
+        for body in [
+            b"not json",
+            json.dumps(dict(CODEX_BODY, previous_response_id="r")).encode(),
+            json.dumps(dict(CODEX_BODY, input=5)).encode(),
+            json.dumps(dict(CODEX_BODY, background=True)).encode(),
+        ]:
+            proxy = MemoryProxy(bridge=True)
+            client = proxy.connect()
+            client.send(request(body=body))
+            proxy.pump()
+            status, headers, rest = parseResponse(client.received())
+            self.assertEqual(status, 400, body)
+            error = json.loads(rest)["error"]
+            self.assertEqual(set(error), {"message", "type", "code", "param"})
+            self.assertEqual(proxy.upstreamResource.requests, [])
+
+
+class StreamTests(BridgeBase):
+    """
+    Chat SSE in, Responses events out, as they arrive.
+    """
+
+    def test_textStream(self) -> None:
+        """A text reply streams through; each delta is written before the upstream ends."""
+        self.send()
+        up = self.upstream()
+        self.startStream(
+            up,
+            [
+                (b"content-type", b"text/event-stream"),
+                (b"openai-model", b"other"),
+                (b"x-request-id", b"req_9"),
+                (b"retry-after", b"1"),
+            ],
+        )
+        up.write(chunk({"role": "assistant", "content": ""}))
+        up.write(chunk({"content": "Hel"}))
+        self.proxy.pump()
+        status, headers, _ = parseResponse(self.client.received())
+        self.assertEqual(status, 200)
+        self.assertEqual(headers[b"content-type"], [b"text/event-stream; charset=utf-8"])
+        self.assertEqual(headers[b"cache-control"], [b"no-cache"])
+        self.assertEqual(headers[b"x-request-id"], [b"req_9"])
+        self.assertNotIn(b"openai-model", headers)
+        self.assertEqual(
+            [e["type"] for e in self.events()],
+            [
+                "response.created",
+                "response.in_progress",
+                "response.output_item.added",
+                "response.content_part.added",
+                "response.output_text.delta",
+            ],
+        )
+        up.write(chunk({"content": "lo"}))
+        up.write(chunk({}, finish="stop"))
+        up.write(chunk(usage=USAGE))
+        up.write(b"data: [DONE]\n\n")
+        up.finish()
+        self.proxy.pump()
+        self.assertTrue(self.finished())
+        _, _, rest = parseResponse(self.client.received())
+        events = sdkcheck.validateEvents(dechunk(rest)[0])
+        final = sdkcheck.finalResponse(events)
+        self.assertEqual(final.output_text, "Hello")
+        self.assertEqual(final.usage.total_tokens, 15)
+
+    def test_terminalEndsResponseAndReleasesUpstream(self) -> None:
+        """After usage follows finish_reason, the client's response ends without waiting
+        for [DONE]; the upstream connection is let go."""
+        self.send()
+        up = self.upstream()
+        lost = up.notifyFinish()
+        self.startStream(up)
+        up.write(chunk({"content": "x"}, finish="stop"))
+        up.write(chunk(usage=USAGE))
+        self.proxy.pump()
+        self.assertTrue(self.finished())
+        self.assertEqual(self.events()[-1]["type"], "response.completed")
+        self.failureResultOf(lost)
+
+    def test_keepAliveDuringSilence(self) -> None:
+        """15 s without an event: a response.in_progress event, and again 15 s later."""
+        self.send()
+        up = self.upstream()
+        self.startStream(up)
+        up.write(b": OPENROUTER PROCESSING\n\n")
+        self.proxy.pump()
+        count = lambda: [e["type"] for e in self.events()].count("response.in_progress")
+        self.assertEqual(count(), 1)
+        self.proxy.clock.advance(14)
+        self.assertEqual(count(), 1)
+        self.proxy.clock.advance(1)
+        self.assertEqual(count(), 2)
+        self.proxy.clock.advance(15)
+        self.assertEqual(count(), 3)
+        up.write(chunk({"content": "a"}))
+        self.proxy.pump()
+        self.proxy.clock.advance(10)
+        self.assertEqual(count(), 3)
+
+    def test_silenceLimitFailsStream(self) -> None:
+        """300 s without upstream data: response.failed, the upstream is dropped."""
+        self.send()
+        up = self.upstream()
+        lost = up.notifyFinish()
+        self.startStream(up)
+        up.write(chunk({"content": "partial"}))
+        self.proxy.pump()
+        for _ in range(19):
+            self.proxy.clock.advance(15)
+        self.assertFalse(self.finished())
+        self.proxy.clock.advance(15)
+        self.proxy.pump()
+        events = self.events()
+        self.assertEqual(events[-1]["type"], "response.failed")
+        self.assertEqual(events[-1]["response"]["error"]["code"], "server_error")
+        self.assertTrue(self.finished())
+        self.failureResultOf(lost)
+
+    def test_tailWait(self) -> None:
+        """finish_reason then nothing: after 5 s the terminal event is sent anyway."""
+        self.send()
+        up = self.upstream()
+        self.startStream(up)
+        up.write(chunk({"content": "x"}, finish="stop"))
+        self.proxy.pump()
+        self.assertFalse(self.finished())
+        self.proxy.clock.advance(5)
+        self.proxy.pump()
+        events = self.events()
+        self.assertEqual(events[-1]["type"], "response.completed")
+        self.assertIsNone(events[-1]["response"]["usage"])
+        self.assertTrue(self.finished())
+
+    def test_cutStreamFails(self) -> None:
+        """The upstream dying mid-stream: response.failed, never completed; the client's
+        response itself ends cleanly so Codex reads the failure."""
+        self.send()
+        up = self.upstream()
+        self.startStream(up)
+        up.write(chunk({"content": "partial"}))
+        self.proxy.pump()
+        up.channel.transport.abortConnection()
+        self.proxy.pump()
+        events = self.events()
+        self.assertEqual(events[-1]["type"], "response.failed")
+        self.assertNotIn("response.completed", [e["type"] for e in events])
+        self.assertTrue(self.finished())
+
+    def test_clientGoneStopsUpstream(self) -> None:
+        """The client leaving closes the upstream connection."""
+        self.send()
+        up = self.upstream()
+        lost = up.notifyFinish()
+        self.startStream(up)
+        up.write(chunk({"content": "a"}))
+        self.proxy.pump()
+        self.client.disconnect()
+        self.proxy.pump()
+        self.failureResultOf(lost)
+
+    def test_jsonReplyToStreamingRequest(self) -> None:
+        """A 2xx JSON completion to a streaming request is converted to events."""
+        self.send()
+        up = self.upstream()
+        up.setHeader(b"content-type", b"application/json")
+        up.write(
+            json.dumps(
+                {
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": "whole"},
+                        }
+                    ],
+                    "usage": USAGE,
+                }
+            ).encode()
+        )
+        up.finish()
+        self.proxy.pump()
+        _, _, rest = parseResponse(self.client.received())
+        events = sdkcheck.validateEvents(dechunk(rest)[0])
+        self.assertEqual(sdkcheck.finalResponse(events).output_text, "whole")
+
+    def test_echoedKeyRedacted(self) -> None:
+        """Upstream text that quotes the key never reaches the client."""
+        self.send()
+        up = self.upstream()
+        self.startStream(up)
+        up.write(chunk({"content": "your key is " + KEY.decode()}, finish="stop"))
+        up.write(chunk(usage=USAGE))
+        self.proxy.pump()
+        self.assertNotIn(KEY, self.client.received())
+        self.assertNotIn(KEY[-8:], self.client.received())
+
+
+class ErrorTests(BridgeBase):
+    """
+    Upstream errors before streaming keep their status with Codex's codes.
+    """
+
+    def answer(self, status: int, body: bytes, headers=()) -> tuple[int, dict, dict]:
+        self.send()
+        up = self.upstream()
+        up.setResponseCode(status)
+        for name, value in headers:
+            up.setHeader(name, value)
+        up.write(body)
+        up.finish()
+        self.proxy.pump()
+        status, headers, rest = parseResponse(self.client.received())
+        return status, headers, json.loads(rest)
+
+    def test_rateLimit(self) -> None:
+        """429 with Retry-After: 429, rate_limit_exceeded, 'try again in', header kept."""
+        status, headers, body = self.answer(
+            429, b'{"error": {"message": "Rate limit reached"}}', [(b"retry-after", b"2")]
+        )
+        self.assertEqual(status, 429)
+        self.assertEqual(body["error"]["code"], "rate_limit_exceeded")
+        self.assertRegex(body["error"]["message"], r"(?i)try again in\s*2(\.0+)?\s*s")
+        self.assertEqual(headers[b"retry-after"], [b"2"])
+
+    def test_contextLength(self) -> None:
+        """A provider's context-length 400 becomes context_length_exceeded."""
+        status, _, body = self.answer(
+            400,
+            b'{"error": {"message": "This model\'s maximum context length is 65536 tokens. '
+            b'However, you requested 70000 tokens", "type": "invalid_request_error"}}',
+        )
+        self.assertEqual(status, 400)
+        self.assertEqual(body["error"]["code"], "context_length_exceeded")
+
+    def test_htmlError(self) -> None:
+        """A 502 HTML page is a clear JSON error."""
+        status, _, body = self.answer(502, b"<html><body>Bad Gateway</body></html>")
+        self.assertEqual(status, 502)
+        self.assertIn("Bad Gateway", body["error"]["message"])
+
+
+class NonStreamingTests(BridgeBase):
+    """
+    C{stream: false}.
+    """
+
+    def test_wholeResponseObject(self) -> None:
+        """A chat completion becomes one Responses object."""
+        self.send(dict(CODEX_BODY, stream=False))
+        up = self.upstream()
+        self.assertEqual(json.loads(up.bodyBytes)["stream"], False)
+        self.assertEqual(up.requestHeaders.getRawHeaders(b"accept"), [b"application/json"])
+        up.setHeader(b"content-type", b"application/json")
+        up.write(
+            json.dumps(
+                {
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "stop",
+                            "message": {
+                                "role": "assistant",
+                                "content": "ok",
+                                "reasoning_content": "think",
+                            },
+                        }
+                    ],
+                    "usage": USAGE,
+                }
+            ).encode()
+        )
+        up.finish()
+        self.proxy.pump()
+        status, headers, rest = parseResponse(self.client.received())
+        self.assertEqual(status, 200)
+        document = json.loads(rest)
+        self.assertEqual(document["object"], "response")
+        self.assertEqual(document["status"], "completed")
+        self.assertEqual([i["type"] for i in document["output"]], ["reasoning", "message"])
+        from openai.types.responses import Response
+
+        self.assertEqual(Response.model_validate(document).output_text, "ok")
