@@ -30,6 +30,7 @@ from tests.sdkcheck import (
 FIXTURES = Path(__file__).parent / "fixtures" / "codex-0.169.0"
 
 RESPONSE_ID = "resp_test"
+SEEDS = 400
 CREATED = 1_760_000_000
 
 
@@ -975,6 +976,40 @@ class ToolCallTests(SDKAgreementMixin, SynchronousTestCase):
                              _chunk({}, "tool_calls")], context)
         self.assertEqual(_doneItems(events)[0]["action"]["command"], ["bash", "-lc", "ls | wc"])
 
+    def test_repeatedIdGetsFreshCallId(self) -> None:
+        """
+        An upstream id used again by a later call in the same response (after
+        text moved the stream on) gets a generated call id: call ids stay
+        unique within a response.
+        """
+        events, data, _ = _run(
+            [_calls(_call(0, "call_0", "f", "{}")), _text("and"),
+             _calls(_call(0, "call_0", "g", "{}")), _chunk({}, "tool_calls")]
+        )
+        items = [i for i in _doneItems(events) if i["type"] == "function_call"]
+        self.assertEqual([(i["name"], i["call_id"]) for i in items],
+                         [("f", "call_0"), ("g", "call_1")])
+        self.assertSDKAgrees(events, data)
+
+    def test_customToolUnterminatedInput(self) -> None:
+        """
+        C{{"input":"...} that never closes (on a normal stop) gives the decoded
+        string, the same text its deltas showed.
+        """
+        context = _context(tools={"apply_patch": ToolTarget("custom", "apply_patch")})
+        events, _, _ = _run(
+            [_calls(_call(0, "c", "apply_patch", '{"input": "*** Begin Patch\\n')),
+             _calls(_call(0, None, None, "*** End Patch")), _chunk({}, "tool_calls")],
+            context,
+        )
+        self.assertEqual(_doneItems(events)[0]["input"], "*** Begin Patch\n*** End Patch")
+        events, _, _ = _run(
+            [_calls(_call(0, "c", "apply_patch", '{"input": "x"} trailing')),
+             _chunk({}, "tool_calls")],
+            context,
+        )
+        self.assertEqual(_doneItems(events)[0]["input"], "x")
+
 
 class FinishTests(SDKAgreementMixin, SynchronousTestCase):
     """
@@ -1535,3 +1570,97 @@ class CodexShapeTests(SynchronousTestCase):
         for key in ("input_tokens", "output_tokens", "total_tokens"):
             self.assertIsInstance(usage[key], int)
         self.assertTrue(re.match(r"^resp_", _terminal(events)["id"]))
+
+
+class FuzzTests(SDKAgreementMixin, SynchronousTestCase):
+    """
+    Seeded random streams of odd chunks: never an exception, always a valid
+    event stream with one terminal event.
+    """
+
+    VALUES: list[Any] = [None, "", " ", "x", "\n\n", "<think>", "</think>", "<th", "ink>",
+                         "\U0001f600", "\ud83d", 0, 1, -1, True, 1.5, [], {}, ["a"],
+                         {"text": "t"}, [{"type": "text", "text": "p"}],
+                         {"type": "reasoning.encrypted", "data": "z"}, '{"input":"', '"}',
+                         '{"a":', "1}", "\\u00e9", '{"command":["ls"]}']
+    KEYS = ["content", "reasoning_content", "reasoning", "reasoning_details", "refusal",
+            "role", "tool_calls", "function_call"]
+
+    def _entry(self, rng: Any) -> Any:
+        choice = rng.random()
+        if choice < 0.1:
+            return rng.choice(self.VALUES)
+        entry: dict[str, Any] = {}
+        if rng.random() < 0.6:
+            entry["index"] = rng.choice([0, 1, 2, None, "0", True])
+        if rng.random() < 0.4:
+            entry["id"] = rng.choice(["a", "b", "c", None, "", 7])
+        function: dict[str, Any] = {}
+        if rng.random() < 0.5:
+            function["name"] = rng.choice(["f", "apply_patch", "local_shell", "ns__g", None, 3])
+        if rng.random() < 0.8:
+            function["arguments"] = rng.choice(self.VALUES)
+        entry["function"] = function if rng.random() < 0.95 else rng.choice(self.VALUES)
+        return entry
+
+    def _chunk(self, rng: Any) -> Any:
+        roll = rng.random()
+        if roll < 0.03:
+            return rng.choice([b"[DONE]", b"garbage", b"", b"[1]", b"\xff\xfe",
+                               b'{"choices":[{"delta":{"content":"a"}}]}\n{"choices":[]}'])
+        if roll < 0.05:
+            return {"error": rng.choice(self.VALUES + [{"message": "prompt is too long"}])}
+        if roll < 0.08:
+            return {"choices": rng.choice(self.VALUES), "usage": rng.choice(
+                self.VALUES + [{"prompt_tokens": 1, "completion_tokens": 2}])}
+        delta: dict[str, Any] = {}
+        for _ in range(rng.randrange(3)):
+            key = rng.choice(self.KEYS)
+            if key in ("tool_calls",):
+                delta[key] = [self._entry(rng) for _ in range(rng.randrange(1, 3))]
+            elif key == "function_call":
+                delta[key] = {"name": rng.choice(["f", None]),
+                              "arguments": rng.choice(self.VALUES)}
+            else:
+                delta[key] = rng.choice(self.VALUES)
+        finish = None
+        if rng.random() < 0.05:
+            finish = rng.choice(["stop", "length", "tool_calls", "content_filter", "error",
+                                 "other", 5, ""])
+        chunk = _chunk(delta if rng.random() < 0.95 else rng.choice(self.VALUES), finish)
+        if rng.random() < 0.05:
+            chunk["usage"] = {"prompt_tokens": rng.randrange(100), "completion_tokens": 3}
+        return chunk
+
+    def test_fuzz(self) -> None:
+        import random
+
+        context = _context(tools={
+            "apply_patch": ToolTarget("custom", "apply_patch"),
+            "local_shell": ToolTarget("local_shell", "local_shell"),
+            "ns__g": ToolTarget("function", "g", "ns"),
+        })
+        completed = 0
+        for seed in range(SEEDS):
+            rng = random.Random(seed)
+            stream = _stream(context)
+            out = stream.start()
+            for _ in range(rng.randrange(1, 40)):
+                item = self._chunk(rng)
+                out += stream.feedData(_payload(item))
+                if rng.random() < 0.02:
+                    out += stream.keepAlive()
+            ending = rng.random()
+            if ending < 0.1:
+                out += stream.fail("server_error", "timeout")
+            else:
+                out += stream.end()
+            self.assertTrue(stream.done)
+            try:
+                events = validateEvents(out)
+                if events[-1]["type"] == "response.completed":
+                    completed += 1
+                    finalResponse(events)
+            except (SDKCheckError, RuntimeError) as e:
+                self.fail(f"seed {seed}: {e}")
+        self.assertGreater(completed, 20)

@@ -8,39 +8,11 @@ it returns to the client. It does no I/O, keeps no timers and logs nothing, so
 the glue decides when upstream silence calls for L{ResponsesStream.keepAlive},
 L{ResponsesStream.end} or L{ResponsesStream.fail}.
 
-Decisions where the spec is silent (also in docs/bridge-stream.md):
-
-  - Data that is not JSON is skipped, as Codex skips it. A payload that fails
-    to parse but holds several lines is tried line by line (a server that
-    forgot the blank lines between events). Sixteen unparsable payloads in a
-    row fail the stream: it is garbage, not a glitch.
-  - C{[DONE]} before any C{finish_reason} counts as a cut-off stream
-    (C{response.failed}): a completion must say why it stopped.
-  - Only choice 0 is read; the first C{finish_reason} wins. Deltas that arrive
-    after it are still converted, and their items close with the terminal event.
-  - Whitespace-only content opens no message item; it is kept and prepended if
-    real text follows in the same message, dropped otherwise. Whitespace after
-    a leading C{</think>} is dropped.
-  - A tool call opens its item when its name is known (the name decides the
-    item's type); a call that never gets a name is dropped. A chunk entry with
-    neither C{index} nor C{id} continues the latest call, unless that call was
-    already touched by this chunk, or the entry names a different function, or
-    repeats the name after complete JSON arguments (whole calls sent one per
-    chunk without ids).
-  - Custom tool input is streamed while the arguments are C{{"input": "...}}
-    (decoded as it arrives) or plain text; anything else is sent whole at
-    close. If the final input does not extend what was streamed (arguments
-    that turn out not to be that object), the C{done} events still carry the
-    true input; deltas cannot be taken back.
-  - C{finish_reason} C{max_tokens} is read as C{length}; other unknown values
-    as C{stop}. C{content_filter} closes items like C{length}. Items open when
-    C{length}/C{content_filter} arrives get C{status: "incomplete"} (messages).
-  - C{reasoning_content}, C{reasoning} and C{reasoning_details} are
-    alternatives (providers send the same text in several): the first
-    non-empty one of a delta is used.
-  - Lone UTF-16 surrogates (only possible from C{\\ud83d}-style escapes split
-    across chunks) are paired where possible, else replaced by U+FFFD, so the
-    output is always valid UTF-8.
+Decisions where the spec is silent are listed in docs/bridge-stream.md; the
+main ones: unparsable data is skipped (sixteen in a row fail the stream);
+C{[DONE]} before any C{finish_reason} is a cut-off reply; items close as soon
+as C{finish_reason} arrives; whitespace-only content opens no message; a tool
+call's item opens once its name is known; call ids are unique per response.
 """
 
 from __future__ import annotations
@@ -88,6 +60,7 @@ _CI_UNDECIDED = 0
 _CI_JSON = 1
 _CI_RAW = 2
 _CI_HOLD = 3
+_CI_CLOSED = 4
 
 _INPUT_HEAD = re.compile(r'\s*\{\s*"input"\s*:\s*"')
 _INPUT_HEAD_PREFIX = re.compile(
@@ -102,6 +75,19 @@ def _fixSurrogates(text: str) -> str:
     Pair surrogate halves and replace lone ones, so the text encodes as UTF-8.
     """
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _wholeText(parts: list[str]) -> str:
+    """
+    The full text of an item, with any lone surrogate made U+FFFD (as its
+    deltas showed it), so it encodes as UTF-8 everywhere it goes.
+    """
+    text = "".join(parts)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _fixSurrogates(text)
+    return text
 
 
 def _jsonString(text: str) -> bytes:
@@ -269,17 +255,17 @@ def _heldTagPrefix(text: str, tag: str) -> int:
     return 0
 
 
-def _customInput(raw: str) -> str:
+def _customInput(raw: str) -> str | None:
     """
     A custom tool call's input from the chat arguments that carried it.
 
     @return: the C{input} string of a C{{"input": ...}} object, the value of a
-        JSON string, else C{raw} itself.
+        JSON string, C{raw} itself for other JSON, L{None} if C{raw} is not JSON.
     """
     try:
         value = _lenientDecode(raw)
     except ValueError:
-        return raw
+        return None
     if isinstance(value, dict):
         inner = value.get("input")
         if isinstance(inner, str):
@@ -446,6 +432,7 @@ class ResponsesStream:
         self._calls: list[_Call] = []
         self._callsByIndex: dict[int, _Call] = {}
         self._callsById: dict[str, _Call] = {}
+        self._callIds: set[str] = set()
         self._nextOutputIndex = 0
         self._output: list[dict[str, Any]] = []
         self._finishReason: str | None = None
@@ -1054,7 +1041,7 @@ class ResponsesStream:
             return
         if item.held:
             self._flushHeld(_HEAD_SUMMARY_DELTA, item, _TAIL, out)
-        text = "".join(item.parts)
+        text = _wholeText(item.parts)
         itemId = item.itemId
         index = item.outputIndex
         out.append(
@@ -1092,7 +1079,7 @@ class ResponsesStream:
             return
         if item.held:
             self._flushHeld(_HEAD_TEXT_DELTA, item, _TAIL_TEXT_DELTA, out)
-        text = "".join(item.parts)
+        text = _wholeText(item.parts)
         itemId = item.itemId
         index = item.outputIndex
         part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
@@ -1240,7 +1227,11 @@ class ResponsesStream:
         name = target.name if target is not None else call.name
         namespace = target.namespace if target is not None else None
         call.kind = kind
-        call.callId = call.upstreamId or self._newId("call")
+        callId = call.upstreamId
+        if not callId or callId in self._callIds:
+            callId = self._newId("call")
+        self._callIds.add(callId)
+        call.callId = callId
         call.outputIndex = index = self._allocate()
         if kind == "custom":
             call.itemId = self._newId("ctc")
@@ -1327,7 +1318,7 @@ class ResponsesStream:
         mode = call.inputMode
         if mode == _CI_RAW:
             return text
-        if mode == _CI_HOLD:
+        if mode == _CI_HOLD or mode == _CI_CLOSED:
             return ""
         pending = call.inputPending + text
         if mode == _CI_UNDECIDED:
@@ -1355,7 +1346,7 @@ class ResponsesStream:
         body = pending[:end]
         rest = pending[end:]
         if rest.startswith('"'):
-            call.inputMode = _CI_HOLD
+            call.inputMode = _CI_CLOSED
             rest = ""
         elif len(rest) > 12:
             call.inputMode = _CI_HOLD
@@ -1381,7 +1372,7 @@ class ResponsesStream:
         self._callsByIndex = {}
         self._callsById = {}
         for call in calls:
-            raw = "".join(call.parts)
+            raw = _wholeText(call.parts)
             if truncated and not _isJson(raw):
                 continue
             itemId = call.itemId
@@ -1389,7 +1380,15 @@ class ResponsesStream:
             done = dict(call.item)
             if call.kind == "custom":
                 value = _customInput(raw)
-                sent = "".join(call.inputSent)
+                if value is None:
+                    # Not JSON. After {"input":"... the decoded string is the input
+                    # (a model that forgot the closing "}); otherwise the raw text.
+                    if call.inputMode in (_CI_JSON, _CI_CLOSED):
+                        value = "".join(call.inputSent)
+                    else:
+                        value = raw
+                value = _wholeText([value])
+                sent = _wholeText(call.inputSent)
                 if value.startswith(sent) and len(value) > len(sent):
                     self._inputDelta(call, value[len(sent):], out)
                 out.append(
@@ -1406,8 +1405,8 @@ class ResponsesStream:
                 if call.held:
                     self._flushHeld(_HEAD_ARGS_DELTA, call, _TAIL, out)
                 if not raw.strip():
-                    raw = "{}"
-                    self._argumentsDelta(call, raw, out)
+                    self._argumentsDelta(call, "{}", out)
+                    raw += "{}"
                 out.append(
                     self._event(
                         "response.function_call_arguments.done",
