@@ -363,7 +363,9 @@ class DumpTests(SynchronousTestCase):
 
     def test_exchangeFiles(self) -> None:
         """Request and response files, credentials redacted, key scrubbed from bodies."""
-        directory = self.mktemp()
+        from tests.support.procs import makeTempDir
+
+        directory = str(makeTempDir(self) / "dumps")
         redactor = StreamRedactor(memoryview(KEY)[7:])
         dumper = dump.Dumper(directory, redactor.redact)
         exchange = dumper.begin()
