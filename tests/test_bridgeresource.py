@@ -194,7 +194,10 @@ class StreamTests(BridgeBase):
         self.startStream(up)
         up.write(b": OPENROUTER PROCESSING\n\n")
         self.proxy.pump()
-        count = lambda: [e["type"] for e in self.events()].count("response.in_progress")
+
+        def count():
+            return [e["type"] for e in self.events()].count("response.in_progress")
+
         self.assertEqual(count(), 1)
         self.proxy.clock.advance(14)
         self.assertEqual(count(), 1)

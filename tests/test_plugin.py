@@ -5,7 +5,6 @@ and daemonized with a pidfile, started from the installed package.
 
 from __future__ import annotations
 
-
 import os
 import socket
 import stat
