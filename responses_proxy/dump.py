@@ -16,7 +16,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from twisted.logger import Logger
+
 from responses_proxy.headers import RawHeaders, redactedHeaders
+
+_log = Logger(namespace="responses_proxy")
 
 MAX_DUMP_BODY = 32 * 1024 * 1024
 _NAME = re.compile(r"^(\d{6})-")
@@ -79,23 +83,43 @@ class Dumper:
     def begin(self) -> Exchange:
         """
         Start a new exchange with the next free number.
+
+        The name is claimed by creating the request file exclusively, so several
+        proxies sharing one directory never overwrite each other's exchanges.
         """
-        number = self._next
-        self._next += 1
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        prefix = os.path.join(self._directory, f"{number:06d}-{stamp}")
-        return Exchange(prefix, self._redact)
+        for _ in range(10000):
+            number = self._next
+            self._next += 1
+            prefix = os.path.join(self._directory, f"{number:06d}-{stamp}")
+            try:
+                fd = os.open(prefix + "-request.json", _FLAGS, 0o600)
+            except FileExistsError:
+                continue
+            except OSError as e:
+                _log.warn("cannot write dumps: {error}", error=e.strerror or str(e))
+                return Exchange(None, self._redact)
+            os.close(fd)
+            return Exchange(prefix, self._redact)
+        return Exchange(None, self._redact)
 
-    def _write(self, path: str, document: dict[str, Any]) -> None:  # pragma: no cover
-        _writeJSON(path, document)
+
+_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
 
 
-def _writeJSON(path: str, document: dict[str, Any]) -> None:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(path, flags, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(document, f, indent=2, ensure_ascii=False)
-        f.write("\n")
+def _writeJSON(path: str, document: dict[str, Any], claimed: bool = False) -> None:
+    """
+    Write a dump file (0600, never through a symlink). A failure is logged, never
+    raised: debugging output must not break the exchange it describes.
+    """
+    flags = (os.O_WRONLY | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)) if claimed else _FLAGS
+    try:
+        fd = os.open(path, flags, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(document, f, indent=2, ensure_ascii=False)
+            f.write("\n")
+    except (OSError, ValueError, TypeError) as e:
+        _log.warn("cannot write dump file: {error}", error=getattr(e, "strerror", None) or str(e))
 
 
 class Exchange:
@@ -103,11 +127,11 @@ class Exchange:
     One client request and its response, as seen by the proxy.
     """
 
-    def __init__(self, prefix: str, redact: Callable[[bytes], bytes]) -> None:
+    def __init__(self, prefix: str | None, redact: Callable[[bytes], bytes]) -> None:
         self._prefix = prefix
         self._redact = redact
         self._status: int | None = None
-        self._headers: list[list[str]] = []
+        self._responseHeaders: list[list[str]] = []
         self._upstream = _Capped()
         self._client = _Capped()
         self._bridged = False
@@ -129,21 +153,30 @@ class Exchange:
         document: dict[str, Any] = {
             "method": method.decode("latin-1"),
             "target": target.decode("latin-1"),
-            "headers": redactedHeaders(headers),
+            "headers": self._headers(headers),
             "body": _bodyValue(self._redact(body), False),
             "upstream_url": upstreamURL,
         }
         if upstreamBody is not None:
             self._bridged = True
             document["upstream_request"] = {
-                "headers": redactedHeaders(upstreamHeaders or []),
+                "headers": self._headers(upstreamHeaders or []),
                 "body": _bodyValue(self._redact(upstreamBody), False),
             }
-        _writeJSON(self._prefix + "-request.json", document)
+        if self._prefix is not None:
+            _writeJSON(self._prefix + "-request.json", document, claimed=True)
 
     def responseStarted(self, status: int, headers: RawHeaders) -> None:
         self._status = status
-        self._headers = redactedHeaders(headers)
+        self._responseHeaders = self._headers(headers)
+
+    def _headers(self, headers: RawHeaders) -> list[list[str]]:
+        """
+        Credentials and cookies by name, and the key wherever an upstream echoed it.
+        """
+        return redactedHeaders(
+            (name, [self._redact(value) for value in values]) for name, values in headers
+        )
 
     def upstreamData(self, data: bytes) -> None:
         """
@@ -169,7 +202,7 @@ class Exchange:
         self._written = True
         document: dict[str, Any] = {
             "status": self._status,
-            "headers": self._headers,
+            "headers": self._responseHeaders,
             "outcome": outcome,
             "body": _bodyValue(self._redact(self._upstream.value()), self._upstream.truncated),
             "body_truncated": self._upstream.truncated,
@@ -178,4 +211,5 @@ class Exchange:
             document["client_body"] = _bodyValue(
                 self._redact(self._client.value()), self._client.truncated
             )
-        _writeJSON(self._prefix + "-response.json", document)
+        if self._prefix is not None:
+            _writeJSON(self._prefix + "-response.json", document)

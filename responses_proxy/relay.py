@@ -45,7 +45,7 @@ from responses_proxy.dump import Dumper, Exchange
 from responses_proxy.headers import clientResponseHeaders, upstreamRequestHeaders
 from responses_proxy.keyfile import AuthorizationHeader
 from responses_proxy.redact import StreamRedactor
-from responses_proxy.resource import errorBody, forbid, sendError
+from responses_proxy.resource import errorBody, forbid, internalError, sendError
 
 _log = Logger(namespace="responses_proxy")
 
@@ -309,7 +309,9 @@ class _PassThrough:
             b"POST", resource.upstreamURL, makeHeaders(pairs), body
         )
         request.notifyFinish().addErrback(self._clientLeft)
-        self._upstream.addCallbacks(self._gotResponse, self._failed)
+        self._upstream.addCallbacks(self._gotResponse, self._failed).addErrback(
+            lambda f: internalError(request, f)
+        )
 
     def _headersTooSlow(self) -> None:
         self._timer = None

@@ -53,6 +53,25 @@ def sendError(request: IRequest, status: int, body: bytes) -> None:
     request.finish()
 
 
+def internalError(request: IRequest, failure: Failure) -> None:
+    """
+    The last errback of every chain that answers a client: a bug must end the
+    client's request (500, or a cut connection once a body has started), never
+    leave it hanging. The failure is logged without local variables.
+    """
+    _log.failure("internal error while handling a request", failure=failure)
+    if getattr(request, "finished", False) or getattr(request, "_disconnected", False):
+        return
+    if getattr(request, "startedWriting", False):
+        request.loseConnection()
+        return
+    sendError(
+        request,
+        http.INTERNAL_SERVER_ERROR,
+        errorBody("internal proxy error", "server_error", "server_error"),
+    )
+
+
 def forbid(request: IRequest) -> bytes:
     """
     The empty 403 of the original, for everything that is not allowed.

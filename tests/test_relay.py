@@ -586,3 +586,39 @@ class KeepAliveTests(SynchronousTestCase):
             proxy.pump()
         self.assertFalse(client.transport.disconnecting)
         self.assertEqual(client.received().count(b"data: tick"), 10)
+
+
+@implementer(IAgent)
+class BrokenResponseAgent:
+    """An agent whose 'response' makes the relay's own code fail (a stand-in for a bug)."""
+
+    def request(self, method, uri, headers=None, bodyProducer=None):
+        from twisted.internet.defer import succeed
+        from twisted.web.http_headers import Headers
+
+        class Response:
+            code = 200
+            phrase = b"OK"
+            headers = Headers()
+
+            def deliverBody(self, protocol):
+                raise RuntimeError("a bug")
+
+        return succeed(Response())
+
+
+class InternalErrorTests(SynchronousTestCase):
+    """
+    A bug in a callback ends the client's request instead of leaving it hanging.
+    """
+
+    def test_bugBecomes500(self) -> None:
+        """An exception after the upstream answered gives a 500 and is logged."""
+        proxy = MemoryProxy(agent=BrokenResponseAgent())
+        client = proxy.connect()
+        client.send(request())
+        proxy.pump()
+        status, _, body = parseResponse(client.received())
+        self.assertEqual(status, 500)
+        self.assertIn(b"internal proxy error", body)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
