@@ -363,3 +363,92 @@ class CodexBridgeTests(SynchronousTestCase):
         self.assertEqual(result.stdout.strip(), "Answer after the wait.")
         first, second = self.chatRequests(2)
         self.assertGreaterEqual(second.t - first.t, 2.0)
+
+    # -- beyond the brief's list: shapes real models produce --------------------------------
+
+    def test_parallelCallsWithCommentary(self) -> None:
+        """
+        Text followed by two tool calls in one reply: Codex prints the text, runs both
+        calls, and the follow-up has ONE assistant message (text and both calls, in
+        order) followed by both C{tool} messages in call order.
+        """
+        first = json.dumps({"cmd": "echo one > 1.txt"})
+        second = json.dumps({"cmd": "echo two > 2.txt"})
+        sse: list[Any] = [_chunk({"role": "assistant", "content": ""}),
+                          _chunk({"content": "Running two commands."})]
+        for index, (callId, arguments) in enumerate([("call_P1", first),
+                                                     ("call_P2", second)]):
+            sse += [
+                _chunk({"tool_calls": [{"index": index, "id": callId, "type": "function",
+                                        "function": {"name": "exec_command",
+                                                     "arguments": ""}}]}),
+                _chunk({"tool_calls": [{"index": index,
+                                        "function": {"arguments": arguments}}]}),
+            ]
+        sse += [_chunk({}, "tool_calls"), _usageChunk(), "[DONE]"]
+        self.fake.enqueue({"sse": sse}, chatTextReply(["Both done."]))
+        result = self.codex().run("write two files")
+        self.assertEqual(result.exitCode, 0, result.describe())
+        self.assertEqual((result.workdir / "1.txt").read_text(), "one\n")
+        self.assertEqual((result.workdir / "2.txt").read_text(), "two\n")
+        self.assertEqual(result.agentMessages(), ["Running two commands.", "Both done."])
+
+        _, followUp = self.chatRequests(2)
+        turn = _afterLastUser(followUp.json()["messages"])
+        self.assertEqual([m["role"] for m in turn], ["assistant", "tool", "tool"])
+        self.assertEqual(turn[0]["content"], "Running two commands.")
+        self.assertEqual(
+            [(c["id"], c["function"]["arguments"]) for c in turn[0]["tool_calls"]],
+            [("call_P1", first), ("call_P2", second)])
+        self.assertEqual([m["tool_call_id"] for m in turn[1:]], ["call_P1", "call_P2"])
+
+    def test_namespacedToolCall(self) -> None:
+        """
+        Codex's C{multi_agent_v1} namespace tools are offered flattened
+        (C{multi_agent_v1__close_agent}); a chat call to that name reaches Codex with its
+        namespace restored, so Codex dispatches it to the tool (its own error about the
+        agent id) instead of answering "unsupported call".
+        """
+        self.fake.enqueue(
+            chatToolCallReply("multi_agent_v1__close_agent",
+                              json.dumps({"target": "nobody"}), "call_NS1"),
+            chatTextReply(["No such agent."]),
+        )
+        result = self.codex().run("close the agent")
+        self.assertEqual(result.exitCode, 0, result.describe())
+        first, second = self.chatRequests(2)
+        self.assertIn("multi_agent_v1__close_agent", _toolNames(first.json()))
+        [call] = [i for i in _dumped(self.dumpDir)[1]["body"]["input"]
+                  if i.get("type") == "function_call"]
+        self.assertEqual((call["namespace"], call["name"]), ("multi_agent_v1", "close_agent"))
+        tool = self.assertToolRoundTrip(second.json(), "call_NS1",
+                                        "multi_agent_v1__close_agent",
+                                        json.dumps({"target": "nobody"}))
+        self.assertNotIn("unsupported call", tool["content"])
+        self.assertIn("nobody", tool["content"])
+
+    def test_cutOffDuringToolCall(self) -> None:
+        """
+        An upstream that closes the stream in the middle of a tool call (no
+        C{finish_reason}): Codex never runs the half-received call, retries the turn,
+        and prints the retry's answer.
+        """
+        self.fake.enqueue(
+            {"sse": [
+                _chunk({"role": "assistant", "content": None}),
+                _chunk({"tool_calls": [{"index": 0, "id": "call_CUT", "type": "function",
+                                        "function": {"name": "exec_command",
+                                                     "arguments": ""}}]}),
+                _chunk({"tool_calls": [{"index": 0, "function": {
+                    "arguments": json.dumps({"cmd": "touch half.txt"})}}]}),
+            ], "then": "close"},
+            chatTextReply(["Recovered."]),
+        )
+        result = self.codex(providerOptions={"stream_max_retries": 1}).run(
+            "something", jsonEvents=False
+        )
+        self.assertEqual(result.exitCode, 0, result.describe())
+        self.assertEqual(result.stdout.strip(), "Recovered.")
+        self.assertEqual(list(result.workdir.iterdir()), [])
+        first, second = self.chatRequests(2)
+        self.assertEqual(first.json()["messages"], second.json()["messages"])
