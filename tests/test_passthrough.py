@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import stat
 import time
+from pathlib import Path
+from unittest import SkipTest
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -86,6 +89,48 @@ class StartupTests(Base):
             rows = [line.split() for line in f.readlines()[1:]]
         local = [r[1] for r in rows if r[3] == "0A" and int(r[1].split(":")[1], 16) == port]
         self.assertEqual(local, [f"0100007F:{port:04X}"])
+
+    def test_processHardening(self) -> None:
+        """The running proxy has its key page locked and core dumps disabled; run as an
+        unprivileged user, it is non-dumpable (its /proc files belong to root)."""
+        proxy = self.proxy()
+        status = Path(f"/proc/{proxy.process.pid}/status").read_text()
+        locked = int(status.split("VmLck:")[1].split()[0])
+        self.assertGreaterEqual(locked, 4)
+        limits = Path(f"/proc/{proxy.process.pid}/limits").read_text()
+        self.assertRegex(limits, r"Max core file size\s+0\s+0\s")
+        if os.getuid() != 0 or not shutil.which("setpriv"):
+            raise SkipTest("needs root and setpriv to run the proxy as another user")
+        nobody = ProxyProcess(self)
+        os.chmod(nobody.dir, 0o777)
+        nobody.process.argv = [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            *nobody.process.argv,
+        ]
+        nobody.start()
+        pid = nobody.process.pid
+        uid = int(Path(f"/proc/{pid}/status").read_text().split("Uid:")[1].split()[0])
+        self.assertEqual(uid, 65534)
+        self.assertEqual(os.stat(f"/proc/{pid}/environ").st_uid, 0)
+        self.assertEqual(os.stat(f"/proc/{pid}/mem").st_uid, 0)
+        self.assertEqual(nobody.shutdown(), 0)
+
+    def test_clientGoneDuringUploadForwardsNothing(self) -> None:
+        """A client that disconnects while sending its body: nothing goes upstream."""
+        fake = self.fake()
+        proxy = self.proxy(fake)
+        with http.RawConnection(proxy.port) as conn:
+            conn.send(
+                http.buildRequest("POST", "/v1/responses", b"", [("Content-Length", "1000")])
+                + b"x" * 500
+            )
+            conn.abort()
+        self.assertEqual(http.post(proxy.port, body=b"{}").status, 200)
+        self.assertEqual(len(fake.requests()), 1)
+        self.assertEqual(fake.requests()[0].body, b"{}")
 
     def failedStart(self, stdin: bytes, args: list[str], env: dict[str, str] | None = None):
         port = freePort()
