@@ -10,6 +10,8 @@ import os
 import shutil
 import socket
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 from unittest import SkipTest
@@ -19,7 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.support import http
 from tests.support.events import completed, created, sseSpec
 from tests.support.fake import FakeUpstream, makeCAAndLeaf, makeSelfSigned
-from tests.support.procs import ManagedProcess, WaitTimeout, makeTempDir
+from tests.support.procs import ManagedProcess, WaitTimeout, makeTempDir, pythonEnv
 from tests.support.proxy import DEFAULT_KEY, ProxyProcess
 
 
@@ -99,8 +101,18 @@ class StartupTests(Base):
         self.assertGreaterEqual(locked, 4)
         limits = Path(f"/proc/{proxy.process.pid}/limits").read_text()
         self.assertRegex(limits, r"Max core file size\s+0\s+0\s")
+        drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
         if os.getuid() != 0 or not shutil.which("setpriv"):
             raise SkipTest("needs root and setpriv to run the proxy as another user")
+        probe = subprocess.run(
+            [*drop, sys.executable, "-c", "import responses_proxy.tap"],
+            env=pythonEnv(),
+            capture_output=True,
+            timeout=60,
+            cwd="/",
+        )
+        if probe.returncode != 0:
+            raise SkipTest("the checkout is not readable by an unprivileged user here")
         nobody = ProxyProcess(self)
         os.chmod(nobody.dir, 0o777)
         nobody.process.argv = [
