@@ -113,6 +113,60 @@ class _StreamBody(SSEReceiver):
         super().dataReceived(data)
 
 
+class _SniffedBody(Protocol):
+    """
+    A 2xx reply to a streaming request whose content type is not C{text/event-stream}.
+
+    Some servers label their chat stream C{application/json} or C{text/plain}. The first
+    byte that is not whitespace (or a byte order mark) decides: C{{} or C{[} is a whole
+    JSON reply, read to its end; anything else is SSE, parsed and relayed as it arrives
+    like a correctly labelled stream (so its events are not held back to the end, and
+    the silence limit sees its data).
+    """
+
+    def __init__(
+        self,
+        exchange: _Bridge,
+        asStream: Callable[[], Protocol],
+        asJSON: Callable[[], Protocol],
+    ) -> None:
+        self._exchange = exchange
+        self._asStream = asStream
+        self._asJSON = asJSON
+        self._head = b""
+        self._target: Protocol | None = None
+
+    def connectionMade(self) -> None:
+        # Not registered as the producer yet (the chosen body does that), but a client
+        # that leaves in the meantime must still stop the upstream.
+        self._exchange._bodyTransport = self.transport
+
+    def _choose(self, target: Protocol) -> None:
+        self._target = target
+        target.makeConnection(self.transport)
+        head, self._head = self._head, b""
+        if head:
+            target.dataReceived(head)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._target is not None:
+            self._target.dataReceived(data)
+            return
+        self._head += data
+        text = self._head.lstrip(b" \t\r\n")
+        if text.startswith(b"\xef\xbb\xbf"):
+            text = text[3:].lstrip(b" \t\r\n")
+        if not text or b"\xef\xbb\xbf".startswith(text):
+            return
+        self._choose(self._asJSON() if text[:1] in (b"{", b"[") else self._asStream())
+
+    def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
+        if self._target is None:
+            self._choose(self._asJSON())
+        assert self._target is not None
+        self._target.connectionLost(reason)
+
+
 def _isEventStream(response: IResponse) -> bool:
     for value in response.headers.getRawHeaders(b"content-type", []):
         if b"text/event-stream" in value.lower():
@@ -268,16 +322,34 @@ class _Bridge:
         )
         self._idleTimer = self._reactor.callLater(self._limits.streamIdleTimeout, self._idleDue)
         if _isEventStream(response):
-            receiver = _StreamBody(self, self._streamData)
-            receiver.finished.addCallbacks(self._streamEnded, self._streamBroken)
-            response.deliverBody(receiver)
+            response.deliverBody(self._streamReceiver())
         else:
-            self._collect(response, self._streamedJSON, register=True)
+            response.deliverBody(
+                _SniffedBody(
+                    self,
+                    self._streamReceiver,
+                    lambda: self._collector(self._streamedJSON, register=True),
+                )
+            )
+
+    def _streamReceiver(self) -> _StreamBody:
+        receiver = _StreamBody(self, self._streamData)
+        receiver.finished.addCallbacks(self._streamEnded, self._streamBroken)
+        return receiver
 
     def _collect(
         self, response: IResponse, then: Callable[[bytes], None], register: bool = False
     ) -> None:
-        collector = _Collect(MAX_JSON_BODY, self.upstreamBytes)
+        response.deliverBody(self._collector(then, register))
+
+    def _collector(self, then: Callable[[bytes], None], register: bool = False) -> _Collect:
+        """
+        A protocol reading a whole bounded body, then calling C{then} with it.
+
+        @param register: the body belongs to a started stream: register it as the
+            client request's producer, and count its bytes as upstream activity.
+        """
+        collector = _Collect(MAX_JSON_BODY, self._streamedBytes if register else self.upstreamBytes)
         if register:
             original = collector.connectionMade
 
@@ -295,7 +367,7 @@ class _Bridge:
 
             collector.connectionMade = track  # type: ignore[method-assign]
         collector.finished.addCallbacks(then, self._collectFailed)
-        response.deliverBody(collector)
+        return collector
 
     def _collectFailed(self, failure: Failure) -> None:
         if self._clientGone or self._finished:
@@ -423,6 +495,13 @@ class _Bridge:
     def upstreamBytes(self, data: bytes) -> None:
         if self._dump is not None:
             self._dump.upstreamData(data)
+
+    def _streamedBytes(self, data: bytes) -> None:
+        """
+        Bytes of a whole JSON reply to a streaming request: the upstream is not silent.
+        """
+        self._lastUpstream = self._reactor.seconds()
+        self.upstreamBytes(data)
 
     def _streamData(self, payload: bytes) -> None:
         stream = self._stream
