@@ -302,6 +302,22 @@ class UpstreamErrorTests(SynchronousTestCase):
         _, mapped = _map(400, b"\xff\xfe garbage \x00")
         self.assertTrue(mapped["error"]["message"])
 
+    def test_sseFramedBody(self) -> None:
+        """
+        An error sent in SSE framing (a server answering a streaming request): the
+        first JSON C{data:} payload is the error, so its message and code are used.
+        """
+        body = (b'event: error\r\n: note\r\ndata: not json\r\n\r\n'
+                b'data: {"error": {"message": "This model\'s maximum context length is '
+                b'8192 tokens.", "type": "invalid_request_error", "code": null}}\n\n')
+        status, mapped = _map(400, body)
+        self.assertEqual(status, 400)
+        error = mapped["error"]
+        self.assertEqual(error["code"], "context_length_exceeded")
+        self.assertEqual(error["message"], "This model's maximum context length is 8192 tokens.")
+        _, mapped = _map(500, b"data: [DONE]\n\n")
+        self.assertEqual(mapped["error"]["message"], "data: [DONE]")
+
     def test_sanitised(self) -> None:
         """
         Messages lose control and bidi characters and are bounded.

@@ -268,6 +268,20 @@ def _fromObject(value: object, depth: int = 0) -> dict[str, Any]:
     return found
 
 
+def _ssePayload(text: str) -> object:
+    """
+    The first JSON C{data:} payload of an SSE-framed body (a server that answers a
+    streaming request's error in its stream framing), or L{None}.
+    """
+    for line in text.splitlines()[:64]:
+        if line.startswith("data:"):
+            try:
+                return json.loads(line[5:].strip())
+            except ValueError:
+                continue
+    return None
+
+
 def extractError(body: bytes) -> dict[str, Any]:
     """
     The upstream's error fields from a body of any shape.
@@ -285,6 +299,8 @@ def extractError(body: bytes) -> dict[str, Any]:
         parsed = json.loads(stripped) if stripped else None
     except ValueError:
         parsed = None
+    if parsed is None and stripped.startswith(("data:", "event:", ":")):
+        parsed = _ssePayload(stripped)
     if parsed is not None:
         found = _fromObject(parsed)
         if "message" not in found and not isinstance(parsed, str):
