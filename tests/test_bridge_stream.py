@@ -1186,6 +1186,22 @@ class FinishTests(SDKAgreementMixin, SynchronousTestCase):
         self.assertEqual(_terminal(events)["error"],
                          {"code": "server_error", "message": "Provider disconnected"})
 
+    def test_topLevelErrorObject(self) -> None:
+        """
+        vLLM (before 0.9) streams its error as a top-level C{ErrorResponse}
+        (C{"object": "error"}, no C{error} key): it fails the stream with its
+        message and mapped code, in a stream or as a whole reply.
+        """
+        error = {"object": "error", "message": "Engine loop has died",
+                 "type": "InternalServerError", "param": None, "code": 500}
+        events, _, _ = _run([_text("x"), error, _chunk({"content": "y"}, "stop")], end=False)
+        self.assertEqual(_terminal(events)["error"],
+                         {"code": "server_error", "message": "Engine loop has died"})
+        overloaded = dict(error, message="server overloaded", code=503)
+        failed = completionToResponse(_context(), overloaded)
+        self.assertEqual(failed["status"], "failed")
+        self.assertEqual(failed["error"]["code"], "server_is_overloaded")
+
     def test_truncated(self) -> None:
         """
         The stream ends with no C{finish_reason}: failed (C{server_error}),

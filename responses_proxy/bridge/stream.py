@@ -536,6 +536,8 @@ class ResponsesStream:
             return b""
         out: list[bytes] = [] if self._started else [self.start()]
         error = chunk.get("error")
+        if not error and chunk.get("object") == "error":
+            error = _topLevelError(chunk)
         if error:
             code, message = mapStreamError(error)
             self._failed(code, message, out)
@@ -580,7 +582,7 @@ class ResponsesStream:
         if not isinstance(completion, Mapping):
             self._failed("server_error", "upstream reply is not a JSON object", out)
             return b"".join(out)
-        error = completion.get("error")
+        error = completion.get("error") or _topLevelError(completion)
         if error:
             code, message = mapStreamError(error)
             self._failed(code, message, out)
@@ -1473,6 +1475,16 @@ _OWN_FIELDS = frozenset(
     {"id", "object", "created_at", "status", "error", "incomplete_details", "model", "output",
      "usage"}
 )
+
+
+def _topLevelError(chunk: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """
+    The chunk itself when it is an error at the top level (vLLM's C{ErrorResponse}:
+    C{"object": "error"} with C{message}, C{type}, C{code}), else L{None}.
+    """
+    if chunk.get("object") == "error" and "choices" not in chunk:
+        return chunk
+    return None
 
 
 def _terminalKind(reason: str | None) -> tuple[str, str | None]:
