@@ -20,6 +20,7 @@ import base64
 import copy
 import json
 import re
+import socket
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -426,13 +427,14 @@ class EventReader:
         self.ended = False
         self.seen: list[dict[str, Any]] = []
 
-    def _more(self, timeout: float) -> bool:
+    def _more(self, timeout: float, parse: bool = True) -> bool:
         piece = self.response.readChunk(timeout)
         if piece is None:
             self.ended = True
             return False
         self._parts.append(piece)
-        self._buffer += piece
+        if parse:
+            self._buffer += piece
         return True
 
     def next(self, timeout: float = 5.0) -> dict[str, Any] | None:
@@ -475,7 +477,7 @@ class EventReader:
         Read to the end of the body (each read within C{timeout}); all the bytes.
         """
         while not self.ended:
-            self._more(timeout)
+            self._more(timeout, parse=False)
         return b"".join(self._parts)
 
 
@@ -559,20 +561,51 @@ class QuirkBase(SynchronousTestCase):
         """
         response = reader.response
         body = reader.rest(timeout)
-        self.assertEqual(response.status, 200)
-        self.assertTrue(response.complete, "the response body did not end cleanly")
-        self.assertEqual(response.header("content-type"), "text/event-stream; charset=utf-8")
-        self.assertEqual(response.header("cache-control"), "no-cache")
-        self.assertIsNone(response.header("openai-model"))
-        [upstream] = self.fake.waitRequests(1)
-        ex = Exchange(response.status, response.headers, body, upstream, response.complete)
+        return self.checkStream(response.status, response.headers, body, response.complete)
+
+    def checkStream(
+        self, status: int, headers: list[tuple[str, str]], body: bytes, complete: bool
+    ) -> Exchange:
+        ex = Exchange(status, headers, body, None, complete)
+        self.assertEqual(status, 200)
+        self.assertTrue(complete, "the response body did not end cleanly")
+        self.assertEqual(ex.header("content-type"), "text/event-stream; charset=utf-8")
+        self.assertEqual(ex.header("cache-control"), "no-cache")
+        self.assertIsNone(ex.header("openai-model"))
+        [ex.upstream] = self.fake.waitRequests(1)
         ex.events = sdkcheck.validateEvents(body)
         self.checkIds(ex.events)
-        self.checkUpstream(upstream, stream=True)
+        self.checkUpstream(ex.upstream, stream=True)
         self.checkNoKey(body)
         if ex.terminal["type"] == "response.completed":
             self.checkAccumulated(ex)
         return ex
+
+    def bigStream(self, spec: dict[str, Any], timeout: float = 20.0) -> Exchange:
+        """
+        L{stream} for replies of many megabytes: the whole response is read from the
+        socket into one buffer (linear time), then checked the same way.
+        """
+        self.fake.enqueue(spec)
+        payload = json.dumps(smallBody()).encode("utf-8")
+        request = http.buildRequest(
+            "POST", "/v1/responses", payload,
+            [*CLIENT_HEADERS, ("Content-Type", "application/json")],
+        )
+        received = bytearray()
+        with socket.create_connection(("127.0.0.1", self.proxy.port), timeout=timeout) as sock:
+            sock.sendall(request)
+            deadline = time.monotonic() + timeout
+            while not received.endswith(b"\r\n0\r\n\r\n"):
+                self.assertLess(time.monotonic(), deadline, "the response did not end")
+                data = sock.recv(1 << 20)
+                if not data:
+                    break
+                received += data
+        response = http.parseResponse(bytes(received))
+        return self.checkStream(
+            response.status, response.headers, response.body, response.complete
+        )
 
     def stream(
         self,
@@ -1347,7 +1380,7 @@ class FramingQuirkTests(QuirkBase):
             frame(chunk({}, "stop", USAGE)),
             frame("[DONE]"),
         )
-        ex = self.stream(spec, timeout=20)
+        ex = self.bigStream(spec)
         self.assertShape(ex.events, OPEN, MESSAGE, COMPLETED)
         [message] = ex.items()
         deltas = message.deltas("response.output_text.delta")
@@ -1355,6 +1388,19 @@ class FramingQuirkTests(QuirkBase):
         self.assertTrue(deltas[0] == text, "the 5 MiB delta was altered")
         self.assertTrue(messageText(message.done) == text, "the done text was altered")
         self.assertCompleted(ex)
+
+    def test_sixteenMiBDataLine(self) -> None:
+        """
+        A C{data:} line of exactly 16 MiB (the least the spec allows) still passes.
+        """
+        head = 'data: {"choices":[{"index":0,"delta":{"content":"'
+        tail = '"}}]}'
+        text = "y" * (16 * MiB - len(head) - len(tail))
+        line = head + text + tail
+        self.assertEqual(len(line), 16 * MiB)
+        ex = self.bigStream(raw(line + "\n\n", frame(chunk({}, "stop", USAGE))), timeout=30)
+        self.assertShape(ex.events, OPEN, MESSAGE, COMPLETED)
+        self.assertTrue(messageText(ex.items()[0].done) == text, "the 16 MiB text was altered")
 
     def test_lineOver16MiBFailsCleanly(self) -> None:
         """
@@ -1369,7 +1415,7 @@ class FramingQuirkTests(QuirkBase):
             long,
             then="hang",
         )
-        ex = self.stream(spec, timeout=20)
+        ex = self.bigStream(spec)
         error = self.assertFailed(ex, "server_error")
         self.assertIn("size limit", error["message"])
         self.assertEqual(
@@ -1488,6 +1534,13 @@ class EndingQuirkTests(QuirkBase):
                 {"error": {"message": "Internal error while generating", "code": 500}},
                 "server_error",
                 "Internal error",
+            ),
+            (
+                # vLLM (before 0.9) sends its ErrorResponse at the top level of the chunk.
+                {"object": "error", "message": "Engine loop has died",
+                 "type": "InternalServerError", "param": None, "code": 500},
+                "server_error",
+                "Engine loop has died",
             ),
         ]
         for errorChunk, code, wording in cases:
@@ -1920,3 +1973,179 @@ class TimerTests(QuirkBase):
             text = "".join(f"part{i} " for i in range(8))
             self.assertEqual(messageText(ex.items()[0].done), text)
             self.assertCompleted(ex)
+
+
+class MoreProviderTests(QuirkBase):
+    """
+    More providers' stream shapes, and what travels around the stream.
+    """
+
+    def test_streamHeaders(self) -> None:
+        """
+        On a 2xx stream, request-id and rate-limit headers reach the client;
+        C{openai-model} and the upstream's framing (C{Content-Length}) do not.
+        """
+        spec = sse(
+            chunk({"content": "Hi"}),
+            chunk({}, "stop", USAGE),
+            headers=[["openai-model", "deepseek-v3.2"], ["x-request-id", "req_stream"],
+                     ["x-ratelimit-remaining-tokens", "99"], ["set-cookie", "a=b"]],
+            content_length=True,
+        )
+        ex = self.stream(spec)
+        self.assertEqual(ex.header("x-request-id"), "req_stream")
+        self.assertEqual(ex.header("x-ratelimit-remaining-tokens"), "99")
+        self.assertIsNone(ex.header("openai-model"))
+        self.assertIsNone(ex.header("content-length"))
+        self.assertIsNone(ex.header("set-cookie"))
+        self.assertCompleted(ex)
+
+    def test_geminiEverythingInOneChunk(self) -> None:
+        """
+        Gemini's compatibility layer: text, a whole call without index and
+        C{finish_reason: stop} and usage, all in one chunk.
+        """
+        spec = sse(
+            chunk(
+                {"role": "assistant", "content": "Checking.",
+                 "tool_calls": [{"id": "function-call-1", "type": "function",
+                                 "function": {"name": "exec_command",
+                                              "arguments": '{"cmd":"date"}'}}]},
+                "stop",
+                {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+            ),
+        )
+        ex = self.stream(spec, codexBody("gemini-2.5-pro"))
+        self.assertShape(ex.events, OPEN, MESSAGE, CALL, COMPLETED)
+        message, fc = ex.items()
+        self.assertEqual(messageText(message.done), "Checking.")
+        self.assertEqual(fc.done["call_id"], "function-call-1")
+        self.assertEqual(fc.done["arguments"], '{"cmd":"date"}')
+        self.assertEqual(ex.response["usage"]["total_tokens"], 15)
+
+    def test_mistralThinkingParts(self) -> None:
+        """
+        Mistral's Magistral: content as a list of parts, C{thinking} parts are reasoning.
+        """
+        spec = sse(
+            chunk({"role": "assistant", "content": [
+                {"type": "thinking", "thinking": [{"type": "text", "text": "Simple."}]}]}),
+            chunk({"content": [{"type": "text", "text": "Hello"}]}),
+            chunk({"content": " there."}),
+            chunk({}, "stop", USAGE),
+        )
+        ex = self.stream(spec, smallBody("magistral-medium-latest"))
+        self.assertShape(ex.events, OPEN, REASONING, MESSAGE, COMPLETED)
+        reasoning, message = ex.items()
+        self.assertEqual(summaryText(reasoning.done), "Simple.")
+        self.assertEqual(messageText(message.done), "Hello there.")
+
+    def test_dashscopeEmptyIdAndNameInContinuations(self) -> None:
+        """
+        Qwen on Dashscope: continuation deltas carry C{"id": ""} and C{"name": ""}.
+        """
+        spec = sse(
+            chunk({"role": "assistant", "content": ""}),
+            chunk({"tool_calls": [call(0, "call_dash1", "exec_command", "")]}),
+            chunk({"tool_calls": [
+                {"index": 0, "id": "", "type": "function",
+                 "function": {"name": "", "arguments": '{"cmd": "uname'}}]}),
+            chunk({"tool_calls": [
+                {"index": 0, "id": "", "type": "function",
+                 "function": {"name": "", "arguments": ' -a"}'}}]}),
+            chunk({}, "tool_calls"),
+            chunk(usage=USAGE),
+        )
+        ex = self.stream(spec, codexBody("qwen3-max"))
+        self.assertShape(ex.events, OPEN, CALL, COMPLETED)
+        [fc] = ex.items()
+        self.assertEqual(fc.done["call_id"], "call_dash1")
+        self.assertEqual(fc.done["name"], "exec_command")
+        self.assertEqual(fc.done["arguments"], '{"cmd": "uname -a"}')
+
+    def test_invalidUtf8AndUnknownFinishReason(self) -> None:
+        """
+        A byte that is not UTF-8 inside a content string becomes U+FFFD (the output
+        stays UTF-8); an unknown C{finish_reason} (C{eos}) counts as C{stop}.
+        """
+        bad = b'data: {"choices":[{"index":0,"delta":{"content":"caf\xe9!"}}]}\n\n'
+        spec = raw(
+            frame(chunk({"role": "assistant", "content": ""})),
+            bad,
+            frame(chunk({}, "eos", USAGE)),
+        )
+        ex = self.stream(spec)
+        self.assertShape(ex.events, OPEN, MESSAGE, COMPLETED)
+        self.assertEqual(messageText(ex.items()[0].done), "caf\ufffd!")
+
+    def test_eventsWithoutBlankLines(self) -> None:
+        """
+        A server that separates its events with single newlines only, and ends
+        without a blank line.
+        """
+        lines = [
+            frame(chunk({"role": "assistant", "content": ""}))[:-1],
+            frame(chunk({"content": "One"}))[:-1],
+            frame(chunk({"content": " line."}))[:-1],
+            frame(chunk({}, "stop", USAGE))[:-1],
+        ]
+        ex = self.stream(raw("".join(lines)))
+        self.assertShape(ex.events, OPEN, MESSAGE, COMPLETED)
+        self.assertEqual(messageText(ex.items()[0].done), "One line.")
+
+    def test_emptyStreamFails(self) -> None:
+        """
+        A 2xx SSE reply with an empty body (or comments only): C{response.failed}.
+        """
+        for body in ["", ": ping\n\n"]:
+            self.fake.reset()
+            ex = self.stream(raw(body))
+            self.assertFailed(ex, "server_error")
+            self.assertEqual(shape(ex.events), OPEN + ["response.failed"])
+
+    def test_sseFramedErrorBeforeStreaming(self) -> None:
+        """
+        A non-2xx reply whose body is SSE-framed (C{data: {"error": ...}}): the
+        status is kept and the error's code is still recognised.
+        """
+        body = frame({"error": {"message": "This model's maximum context length is 8192 "
+                                           "tokens.", "type": "invalid_request_error"}})
+        self.fake.enqueue({"status": 400, "body": body,
+                           "headers": [["content-type", "text/event-stream"]]})
+        resp = http.post(self.proxy.port, "/v1/responses", smallBody(), headers=CLIENT_HEADERS)
+        self.assertEqual(resp.status, 400)
+        error = json.loads(resp.body)["error"]
+        self.assertEqual(error["code"], "context_length_exceeded")
+        self.assertNotIn("data:", error["message"])
+
+    def test_keepAliveConnectionServesTwoStreams(self) -> None:
+        """
+        Codex reuses its connection: two bridged streams, one after the other, on
+        one client connection.
+        """
+        self.fake.enqueue(sse(chunk({"content": "first"}), chunk({}, "stop", USAGE)),
+                          sse(chunk({"content": "second"}), chunk({}, "stop", USAGE)))
+        payload = json.dumps(smallBody()).encode()
+        with http.RawConnection(self.proxy.port, timeout=10) as conn:
+            texts = []
+            for _ in range(2):
+                conn.send(http.buildRequest("POST", "/v1/responses", payload,
+                                            [("Content-Type", "application/json")]))
+                resp = conn.readResponse(timeout=10)
+                self.assertEqual(resp.status, 200)
+                self.assertTrue(resp.complete)
+                events = sdkcheck.validateEvents(resp.body)
+                self.assertEqual(events[-1]["type"], "response.completed")
+                texts.append(messageText(events[-1]["response"]["output"][0]))
+        self.assertEqual(texts, ["first", "second"])
+
+    def test_clientLeavingStopsUpstream(self) -> None:
+        """
+        The client going away mid-stream closes the upstream connection.
+        """
+        self.fake.enqueue(raw(frame(chunk({"content": "Hi"})), then="hang"))
+        reader = self.openStream(smallBody())
+        reader.until(lambda e: e["type"] == "response.output_text.delta")
+        [upstream] = self.fake.waitRequests(1)
+        reader.response.conn.abort()
+        self.fake.waitClosed(upstream.conn, timeout=5)
