@@ -197,6 +197,7 @@ class _Bridge:
         self._headerTimer: IDelayedCall | None = None
         self._keepAliveTimer: IDelayedCall | None = None
         self._idleTimer: IDelayedCall | None = None
+        self._bodyTimer: IDelayedCall | None = None
         self._tailTimer: IDelayedCall | None = None
         self._lastWrite = 0.0
         self._lastUpstream = 0.0
@@ -337,19 +338,48 @@ class _Bridge:
         receiver.finished.addCallbacks(self._streamEnded, self._streamBroken)
         return receiver
 
-    def _collect(
-        self, response: IResponse, then: Callable[[bytes], None], register: bool = False
-    ) -> None:
-        response.deliverBody(self._collector(then, register))
+    def _collect(self, response: IResponse, then: Callable[[bytes], None]) -> None:
+        """
+        Read a whole error body or C{stream: false} reply, then call C{then}. An upstream
+        that stops sending it for the silence limit gets a 504, not an endless wait.
+        """
+        self._lastUpstream = self._reactor.seconds()
+        self._bodyTimer = self._reactor.callLater(self._limits.streamIdleTimeout, self._bodyIdleDue)
+        response.deliverBody(self._collector(then))
+
+    def _bodyIdleDue(self) -> None:
+        self._bodyTimer = None
+        if self._finished or self._clientGone:
+            return
+        silent = self._reactor.seconds() - self._lastUpstream
+        limit = self._limits.streamIdleTimeout
+        if silent < limit:
+            self._bodyTimer = self._reactor.callLater(limit - silent, self._bodyIdleDue)
+            return
+        _log.info("upstream silent for {seconds:.0f} s inside its reply body", seconds=silent)
+        self._finished = True
+        self._finishDump("upstream_timeout")
+        self._stopUpstream()
+        sendError(
+            self._request,
+            504,
+            errorBody(
+                f"the upstream sent nothing for {limit:.0f} seconds in the middle of its reply",
+                "proxy_error",
+                "upstream_timeout",
+            ),
+        )
 
     def _collector(self, then: Callable[[bytes], None], register: bool = False) -> _Collect:
         """
         A protocol reading a whole bounded body, then calling C{then} with it.
 
+        Its bytes count as upstream activity for the silence limits.
+
         @param register: the body belongs to a started stream: register it as the
-            client request's producer, and count its bytes as upstream activity.
+            client request's producer.
         """
-        collector = _Collect(MAX_JSON_BODY, self._streamedBytes if register else self.upstreamBytes)
+        collector = _Collect(MAX_JSON_BODY, self._bodyBytes)
         if register:
             original = collector.connectionMade
 
@@ -366,8 +396,13 @@ class _Bridge:
                 self._bodyTransport = collector.transport
 
             collector.connectionMade = track  # type: ignore[method-assign]
+        collector.finished.addBoth(self._bodyEnded)
         collector.finished.addCallbacks(then, self._collectFailed)
         return collector
+
+    def _bodyEnded(self, result: Any) -> Any:
+        self._cancel("_bodyTimer")
+        return result
 
     def _collectFailed(self, failure: Failure) -> None:
         if self._clientGone or self._finished:
@@ -496,9 +531,9 @@ class _Bridge:
         if self._dump is not None:
             self._dump.upstreamData(data)
 
-    def _streamedBytes(self, data: bytes) -> None:
+    def _bodyBytes(self, data: bytes) -> None:
         """
-        Bytes of a whole JSON reply to a streaming request: the upstream is not silent.
+        Bytes of a body read whole: the upstream is not silent.
         """
         self._lastUpstream = self._reactor.seconds()
         self.upstreamBytes(data)
@@ -622,7 +657,7 @@ class _Bridge:
             setattr(self, name, None)
 
     def _cancelTimers(self) -> None:
-        for name in ("_headerTimer", "_keepAliveTimer", "_idleTimer", "_tailTimer"):
+        for name in ("_headerTimer", "_keepAliveTimer", "_idleTimer", "_tailTimer", "_bodyTimer"):
             self._cancel(name)
 
     def _finishDump(self, outcome: str) -> None:
