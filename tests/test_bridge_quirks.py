@@ -704,6 +704,7 @@ class QuirkBase(SynchronousTestCase):
         for event in events:
             index = event.get("output_index")
             if event["type"] == "response.output_item.added":
+                self.assertNotIn(event["item"]["id"], ids.values())
                 ids[index] = event["item"]["id"]
             elif "item_id" in event:
                 self.assertEqual(event["item_id"], ids[index], event["type"])
@@ -1185,6 +1186,11 @@ class ToolCallQuirkTests(QuirkBase):
         self.assertEqual(fc.done["arguments"], arguments)
         self.assertCompleted(ex)
         self.assertEqual(ex.response["output"][0]["namespace"], "multi_agent_v1")
+        # The request's own tools and choices are echoed, hosted and namespace tools too.
+        for event in (ex.events[0], ex.terminal):
+            self.assertEqual(event["response"]["tools"], _A001["tools"])
+            self.assertEqual(event["response"]["tool_choice"], "auto")
+            self.assertIs(event["response"]["parallel_tool_calls"], True)
 
 
 # -- framing -----------------------------------------------------------------------------------
@@ -1812,6 +1818,24 @@ class RequestShapeTests(QuirkBase):
         [upstream] = self.fake.waitRequests(1)
         self.checkUpstream(upstream, stream=False, sdk=True)
 
+        # A server that streams although asked not to: still one Responses object.
+        self.fake.reset()
+        spec = sse(
+            chunk({"role": "assistant", "reasoning_content": "Need to list the files."}),
+            chunk({"content": "Let me check."}),
+            chunk({"tool_calls": [call(0, "call_nf1", "exec_command", '{"cmd":"ls"}')]}),
+            chunk({}, "tool_calls", USAGE),
+        )
+        ex = self.post(spec, body)
+        self.assertEqual(ex.status, 200)
+        self.assertEqual(ex.header("content-type"), "application/json")
+        Response.model_validate(ex.document)
+        self.assertEqual(ex.document["status"], "completed")
+        self.assertEqual([i["type"] for i in ex.document["output"]],
+                         ["reasoning", "message", "function_call"])
+        self.assertEqual(ex.document["output"][2]["arguments"], '{"cmd":"ls"}')
+        self.assertEqual(ex.document["usage"], MAPPED_USAGE)
+
     def test_jsonReplyToStreamingRequest(self) -> None:
         """
         A 2xx JSON completion to a streaming request is converted to the whole event
@@ -1942,6 +1966,32 @@ class TimerTests(QuirkBase):
         self.assertCompleted(ex, None)
         self.assertEqual(messageText(ex.items()[0].done), "All done.")
         self.assertUpstreamReleased(ex)
+
+    def test_bodyThatNeverEnds(self) -> None:
+        """
+        An error reply, or a whole C{stream: false} reply, whose body stops arriving
+        half-way: after the silence limit the client gets a 504 instead of waiting
+        forever, and the upstream connection is closed.
+        """
+        cases = [
+            ({"status": 500, "chunks": [{"data": '{"error": {"message": "boo'}]},
+             smallBody()),
+            ({"chunks": [{"data": '{"id": "chatcmpl-1", "choices": [{"index'}]},
+             smallBody(stream=False)),
+        ]
+        for spec, body in cases:
+            self.fake.reset()
+            self.fake.enqueue(dict(spec, then="hang"))
+            started = time.monotonic()
+            resp = http.post(self.proxy.port, "/v1/responses", body, headers=CLIENT_HEADERS,
+                             timeout=6)
+            elapsed = time.monotonic() - started
+            self.assertEqual(resp.status, 504, resp.body)
+            self.assertGreaterEqual(elapsed, 1.2)
+            error = json.loads(resp.body)["error"]
+            self.assertEqual(error["code"], "upstream_timeout")
+            [upstream] = self.fake.waitRequests(1)
+            self.fake.waitClosed(upstream.conn, timeout=5)
 
     def test_sseLabelledAsJSON(self) -> None:
         """
@@ -2149,3 +2199,39 @@ class MoreProviderTests(QuirkBase):
         [upstream] = self.fake.waitRequests(1)
         reader.response.conn.abort()
         self.fake.waitClosed(upstream.conn, timeout=5)
+
+    def test_oneByteWrites(self) -> None:
+        """
+        A server that writes its stream a byte at a time (each byte its own write).
+        """
+        text = frame(chunk({"content": "Slow \u00e9\U0001f40c."})).encode("utf-8")
+        pieces = [{"b64": base64.b64encode(text[i:i + 1]).decode(), "delay": 0.001}
+                  for i in range(len(text))]
+        spec = raw(*pieces, frame(chunk({}, "stop", USAGE)))
+        ex = self.stream(spec)
+        self.assertShape(ex.events, OPEN, MESSAGE, COMPLETED)
+        self.assertEqual(messageText(ex.items()[0].done), "Slow \u00e9\U0001f40c.")
+
+    def test_concurrentStreamsStayApart(self) -> None:
+        """
+        Two streams at once (Codex's sub-agents): each gets its own reply, with its own
+        ids, while the other is held open.
+        """
+        self.fake.enqueue(
+            raw(frame(chunk({"content": "first"})), {"gate": "a"},
+                frame(chunk({}, "stop", USAGE))),
+            sse(chunk({"content": "second"}), chunk({}, "stop", USAGE)),
+        )
+        first = self.openStream(smallBody())
+        first.until(lambda e: e["type"] == "response.output_text.delta")
+        second = self.openStream(smallBody("other-model"))
+        body = second.rest()
+        events = sdkcheck.validateEvents(body)
+        self.assertEqual(messageText(events[-1]["response"]["output"][0]), "second")
+        self.assertEqual(events[-1]["response"]["model"], "other-model")
+        self.fake.release("a")
+        events1 = sdkcheck.validateEvents(first.rest())
+        self.assertEqual(messageText(events1[-1]["response"]["output"][0]), "first")
+        self.assertNotEqual(events[0]["response"]["id"], events1[0]["response"]["id"])
+        requests = self.fake.waitRequests(2)
+        self.assertEqual([r.json()["model"] for r in requests], ["deepseek-chat", "other-model"])
