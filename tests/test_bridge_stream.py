@@ -558,6 +558,26 @@ class ReasoningTests(SDKAgreementMixin, SynchronousTestCase):
         self.assertEqual(items[0]["summary"][0]["text"], "r")
         self.assertEqual(items[1]["content"][0]["text"], "answer")
 
+    def test_whitespaceOnlyReasoning(self) -> None:
+        """
+        An empty think block (Qwen3 with thinking off: C{<think>\\n\\n</think>}) or
+        whitespace-only C{reasoning_content} opens no reasoning item; whitespace
+        before real reasoning is kept in it.
+        """
+        events, _, _ = _run([_text("<think>\n\n</think>\n\n"), _text("Hi"), _chunk({}, "stop")])
+        self.assertEqual([i["type"] for i in _doneItems(events)], ["message"])
+        self.assertEqual(_doneItems(events)[0]["content"][0]["text"], "Hi")
+        events, _, _ = _run([_chunk({"reasoning_content": "\n"}), _text("ok"),
+                             _chunk({}, "stop")])
+        self.assertEqual([i["type"] for i in _doneItems(events)], ["message"])
+        events, _, _ = _run([_chunk({"reasoning_content": "\n"}),
+                             _chunk({"reasoning_content": " a"}), _chunk({}, "stop")])
+        items = _doneItems(events)
+        self.assertEqual([i["type"] for i in items], ["reasoning"])
+        self.assertEqual(items[0]["summary"][0]["text"], "\n a")
+        events, _, _ = _run([_chunk({"reasoning_content": "  "}), _chunk({}, "stop")])
+        self.assertEqual(_doneItems(events), [])
+
     def test_thinkNotLeading(self) -> None:
         """
         C{<think>} after other text, or text that only looks like the start

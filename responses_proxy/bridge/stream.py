@@ -440,6 +440,7 @@ class ResponsesStream:
         self._think = _THINK_START
         self._thinkHeld = ""
         self._pendingSpace = ""
+        self._pendingReasoningSpace = ""
         self._stripLeading = False
         self._badPayloads = 0
         self._final: dict[str, Any] | None = None
@@ -819,6 +820,14 @@ class ResponsesStream:
         """
         item = self._reasoning
         if item is None:
+            # Whitespace alone (an empty <think> block) opens no item: it is held
+            # for real reasoning text, and dropped when anything else comes first.
+            if text.isspace():
+                self._pendingReasoningSpace += text
+                return
+            if self._pendingReasoningSpace:
+                text = self._pendingReasoningSpace + text
+                self._pendingReasoningSpace = ""
             item = self._openReasoning(out)
         item.parts.append(text)
         if item.held:
@@ -1020,6 +1029,7 @@ class ResponsesStream:
             messages close as C{incomplete}, calls whose arguments are not
             valid JSON are dropped.
         """
+        self._pendingReasoningSpace = ""
         phase = self._phase
         if phase == _NONE:
             return
