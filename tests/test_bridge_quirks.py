@@ -793,6 +793,14 @@ class ReasoningQuirkTests(QuirkBase):
         self.assertNotIn("reasoning_effort", chat)  # summary only, no effort
 
         self.assertShape(ex.events, OPEN, REASONING, MESSAGE, COMPLETED)
+        for opening in ex.events[:2]:
+            response = opening["response"]
+            self.assertEqual(response["status"], "in_progress")
+            self.assertEqual(response["model"], "deepseek-reasoner")
+            self.assertEqual(response["output"], [])
+            self.assertIsNone(response["usage"])
+            self.assertEqual(response["id"], ex.response["id"])
+            self.assertEqual(response["created_at"], ex.response["created_at"])
         reasoning, message = ex.items()
         self.assertEqual(reasoning.index, 0)
         self.assertEqual(message.index, 1)
@@ -926,6 +934,34 @@ class ReasoningQuirkTests(QuirkBase):
         self.assertNotIn("think>", ex.body.decode("utf-8"))
         self.assertNotIn("<th", ex.body.decode("utf-8"))
         self.assertCompleted(ex)
+
+
+    def test_emptyThinkBlock(self) -> None:
+        """
+        Qwen3 with thinking switched off (Ollama, vLLM without a reasoning parser)
+        starts its content with an empty C{<think>\\n\\n</think>}: no reasoning item (an
+        empty one would show as a blank summary and go back as C{reasoning_content}),
+        just the message. Whitespace-only C{reasoning_content} opens nothing either.
+        """
+        spec = sse(
+            chunk({"role": "assistant", "content": ""}),
+            chunk({"content": "<think>\n\n</think>\n\n"}),
+            chunk({"content": "Hello!"}),
+            chunk({}, "stop", USAGE),
+        )
+        ex = self.stream(spec, smallBody("qwen3:32b"))
+        self.assertShape(ex.events, OPEN, MESSAGE, COMPLETED)
+        self.assertEqual(messageText(ex.items()[0].done), "Hello!")
+
+        self.fake.reset()
+        spec = sse(
+            chunk({"role": "assistant", "content": "", "reasoning_content": "\n"}),
+            chunk({"reasoning_content": "\n\n"}),
+            chunk({"tool_calls": [call(0, "call_ws", "exec_command", '{"cmd":"ls"}')]}),
+            chunk({}, "tool_calls", USAGE),
+        )
+        ex = self.stream(spec, codexBody("deepseek-reasoner"))
+        self.assertShape(ex.events, OPEN, CALL, COMPLETED)
 
 
 # -- tool calls --------------------------------------------------------------------------------
@@ -1158,6 +1194,41 @@ class ToolCallQuirkTests(QuirkBase):
         self.assertEqual([item.type for item in final.output], ["message", "custom_tool_call"])
         self.assertEqual(final.output[1].input, PATCH)
         self.assertEqual(final.output[1].call_id, "call_patch1")
+
+    def test_localShellAndEmptyArguments(self) -> None:
+        """
+        The C{local_shell} tool goes up as a function; its call comes back as a
+        C{local_shell_call} with the action. A call whose arguments never came gets
+        C{{}}.
+        """
+        body = codexBody("gpt-oss-120b")
+        body["tools"] = [{"type": "local_shell"}, toolDef(_A001, "get_goal")]
+        spec = sse(
+            chunk({"role": "assistant", "content": None}),
+            chunk({"tool_calls": [call(0, "call_sh1", "local_shell", "")]}),
+            chunk({"tool_calls": [call(0, arguments='{"command": ["ls", "-la"], ')]}),
+            chunk({"tool_calls": [call(0, arguments='"workdir": "/tmp", "timeout_ms": 5000}')]}),
+            chunk({"tool_calls": [call(1, "call_goal", "get_goal")]}),
+            chunk({}, "tool_calls", USAGE),
+        )
+        ex = self.stream(spec, body)
+        [shell] = [t for t in ex.chat["tools"] if t["function"]["name"] == "local_shell"]
+        self.assertEqual(shell["function"]["parameters"]["properties"]["command"]["type"],
+                         "array")
+        shellCall, goal = ex.items()
+        self.assertEqual(shellCall.added["type"], "local_shell_call")
+        self.assertTrue(shellCall.added["id"].startswith("lsc_"))
+        self.assertEqual(shellCall.done["call_id"], "call_sh1")
+        self.assertEqual(shellCall.done["status"], "completed")
+        action = shellCall.done["action"]
+        self.assertEqual(action["type"], "exec")
+        self.assertEqual(action["command"], ["ls", "-la"])
+        self.assertEqual(action["working_directory"], "/tmp")
+        self.assertEqual(action["timeout_ms"], 5000)
+        self.assertEqual(goal.done["name"], "get_goal")
+        self.assertEqual(goal.done["arguments"], "{}")
+        self.assertEqual(goal.deltas("response.function_call_arguments.delta"), ["{}"])
+        self.assertCompleted(ex)
 
     def test_namespaceToolCall(self) -> None:
         """
@@ -1694,6 +1765,18 @@ class UpstreamErrorTests(QuirkBase):
         self.assertEqual(ex.header("x-ratelimit-remaining-requests"), "0")
         self.assertIsNone(ex.header("openai-model"))
 
+    def test_quota402(self) -> None:
+        """
+        DeepSeek's 402 "Insufficient Balance": C{insufficient_quota} (Codex stops).
+        """
+        ex, error = self.error(
+            402, {"error": {"message": "Insufficient Balance", "type": "unknown_error",
+                            "param": None, "code": "invalid_request_error"}}
+        )
+        self.assertEqual(error["code"], "insufficient_quota")
+        self.assertEqual(error["type"], "insufficient_quota")
+        self.assertIn("Insufficient Balance", error["message"])
+
     def test_server500(self) -> None:
         """
         500 stays 500 with the upstream's message.
@@ -2039,12 +2122,14 @@ class MoreProviderTests(QuirkBase):
             chunk({"content": "Hi"}),
             chunk({}, "stop", USAGE),
             headers=[["openai-model", "deepseek-v3.2"], ["x-request-id", "req_stream"],
-                     ["x-ratelimit-remaining-tokens", "99"], ["set-cookie", "a=b"]],
+                     ["x-ratelimit-remaining-tokens", "99"], ["set-cookie", "a=b"],
+                     ["retry-after", "3"]],
             content_length=True,
         )
         ex = self.stream(spec)
         self.assertEqual(ex.header("x-request-id"), "req_stream")
         self.assertEqual(ex.header("x-ratelimit-remaining-tokens"), "99")
+        self.assertEqual(ex.header("retry-after"), "3")
         self.assertIsNone(ex.header("openai-model"))
         self.assertIsNone(ex.header("content-length"))
         self.assertIsNone(ex.header("set-cookie"))
@@ -2082,9 +2167,16 @@ class MoreProviderTests(QuirkBase):
                 {"type": "thinking", "thinking": [{"type": "text", "text": "Simple."}]}]}),
             chunk({"content": [{"type": "text", "text": "Hello"}]}),
             chunk({"content": " there."}),
-            chunk({}, "stop", USAGE),
+            chunk({}, "stop", {"prompt_tokens": 7, "completion_tokens": 3}),
         )
         ex = self.stream(spec, smallBody("magistral-medium-latest"))
+        self.assertEqual(ex.response["usage"], {
+            "input_tokens": 7,
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+            "output_tokens": 3,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": 10,
+        })
         self.assertShape(ex.events, OPEN, REASONING, MESSAGE, COMPLETED)
         reasoning, message = ex.items()
         self.assertEqual(summaryText(reasoning.done), "Simple.")
