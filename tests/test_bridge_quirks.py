@@ -30,6 +30,7 @@ import openai
 from openai.types.responses import Response
 from twisted.trial.unittest import SynchronousTestCase
 
+from responses_proxy.bridge.names import flattenToolName
 from responses_proxy.bridge.reasoning import decodeReasoning
 from tests import sdkcheck
 from tests.support import http
@@ -869,6 +870,47 @@ class ReasoningQuirkTests(QuirkBase):
         self.assertCompleted(ex)
         self.assertUpstreamReleased(ex)
 
+    def test_reasoningRoundTripForToolCallTurns(self) -> None:
+        """
+        DeepSeek and Kimi refuse a tool-call turn sent back without its
+        C{reasoning_content}. Turn one's items, sent back by the client with the call's
+        output, give an assistant message carrying the reasoning and the call, then the
+        tool message.
+        """
+        spec = sse(
+            chunk({"role": "assistant", "reasoning_content": "Need the date."}),
+            chunk({"content": "Checking."}),
+            chunk({"tool_calls": [call(0, "call_rt1", "exec_command", '{"cmd":"date"}')]}),
+            chunk({}, "tool_calls", USAGE),
+        )
+        first = codexBody("deepseek-reasoner")
+        ex = self.stream(spec, first)
+        output = ex.response["output"]
+        self.assertEqual([i["type"] for i in output], ["reasoning", "message", "function_call"])
+
+        self.fake.reset()
+        second = codexBody("deepseek-reasoner")
+        second["input"] = first["input"] + output + [
+            {"type": "function_call_output", "call_id": "call_rt1",
+             "output": "Thu Jan  1 00:00:00 UTC 2026"}
+        ]
+        ex = self.stream(sse(chunk({"content": "It is 2026."}), chunk({}, "stop", USAGE)), second)
+        messages = ex.chat["messages"]
+        assistant, tool = messages[-2:]
+        self.assertEqual(assistant["role"], "assistant")
+        self.assertEqual(assistant["reasoning_content"], "Need the date.")
+        self.assertEqual(assistant["content"], "Checking.")
+        self.assertEqual(
+            assistant["tool_calls"],
+            [{"id": "call_rt1", "type": "function",
+              "function": {"name": "exec_command", "arguments": '{"cmd":"date"}'}}],
+        )
+        self.assertEqual(
+            tool, {"role": "tool", "tool_call_id": "call_rt1",
+                   "content": "Thu Jan  1 00:00:00 UTC 2026"}
+        )
+        self.assertEqual(messageText(ex.items()[0].done), "It is 2026.")
+
     def test_openRouterReasoningAndProcessingComments(self) -> None:
         """
         OpenRouter: C{: OPENROUTER PROCESSING} comments, C{reasoning} deltas that repeat
@@ -1229,6 +1271,37 @@ class ToolCallQuirkTests(QuirkBase):
         self.assertEqual(goal.done["arguments"], "{}")
         self.assertEqual(goal.deltas("response.function_call_arguments.delta"), ["{}"])
         self.assertCompleted(ex)
+
+    def test_mcpToolWithAliasedName(self) -> None:
+        """
+        An MCP namespace (C{mcp__server__}) whose tool name is not a valid chat name
+        goes up under a stable alias; the call comes back with the real name and
+        namespace.
+        """
+        body = codexBody("deepseek-chat")
+        body["tools"].append({
+            "type": "namespace",
+            "name": "mcp__docs__",
+            "description": "Docs server.",
+            "tools": [{"type": "function", "name": "search.query", "strict": False,
+                       "description": "Search the docs.",
+                       "parameters": {"type": "object",
+                                      "properties": {"q": {"type": "string"}},
+                                      "required": ["q"]}}],
+        })
+        alias = flattenToolName("mcp__docs__", "search.query")
+        self.assertRegex(alias, r"\Amcp__docs__search_query_[0-9a-f]{10}\Z")
+        spec = sse(
+            chunk({"tool_calls": [call(0, "call_mcp", alias, '{"q": "retry"}')]}),
+            chunk({}, "tool_calls", USAGE),
+        )
+        ex = self.stream(spec, body)
+        self.assertIn(alias, [t["function"]["name"] for t in ex.chat["tools"]])
+        [fc] = ex.items()
+        for item in (fc.added, fc.done):
+            self.assertEqual(item["name"], "search.query")
+            self.assertEqual(item["namespace"], "mcp__docs__")
+        self.assertEqual(fc.done["arguments"], '{"q": "retry"}')
 
     def test_namespaceToolCall(self) -> None:
         """
