@@ -155,6 +155,17 @@ def buildRoot(responses: IResource, shutdown: IResource | None) -> Resource:
     return root
 
 
+def headerRefusal(headers: Any) -> str | None:
+    """
+    L{policy.refusalReason} for a request's L{Headers}.
+    """
+    return policy.refusalReason(
+        headers.getRawHeaders(b"host"),
+        headers.hasHeader(b"origin"),
+        headers.hasHeader(b"sec-fetch-site"),
+    )
+
+
 class StrictRequest(server.Request):
     """
     A request that is admitted on its raw request line and headers.
@@ -182,12 +193,7 @@ class StrictRequest(server.Request):
     def process(self) -> None:
         self.site = self.channel.site
         self.notifyFinish().addBoth(self._logLine)
-        headers = self.requestHeaders
-        reason = policy.refusalReason(
-            headers.getRawHeaders(b"host"),
-            headers.hasHeader(b"origin"),
-            headers.hasHeader(b"sec-fetch-site"),
-        )
+        reason = headerRefusal(self.requestHeaders)
         if reason is not None or not self.uri.startswith(b"/"):
             # Includes "*" and the absolute form; never reaches the tree.
             self.write(forbid(self))
@@ -273,16 +279,7 @@ class StrictHTTPChannel(http.HTTPChannel):
         req = self.requests[-1]
         length = self.length
         if length is not None and length > self.limits.maxBodyBytes:
-            self._refuse(
-                413,
-                b"Payload Too Large",
-                errorBody(
-                    f"request body exceeds {self.limits.maxBodyBytes} bytes",
-                    "invalid_request_error",
-                    "request_too_large",
-                ),
-                req,
-            )
+            self.refuseBodyTooLarge()
             return
         self.persistent = self.checkPersistence(req, self._version)
         req.gotLength(length)
@@ -302,15 +299,7 @@ class StrictHTTPChannel(http.HTTPChannel):
         allowed = policy.isResponsesRequest(method, target) or policy.isShutdownRequest(
             method, target
         )
-        headers = req.requestHeaders
-        return allowed and (
-            policy.refusalReason(
-                headers.getRawHeaders(b"host"),
-                headers.hasHeader(b"origin"),
-                headers.hasHeader(b"sec-fetch-site"),
-            )
-            is None
-        )
+        return allowed and headerRefusal(req.requestHeaders) is None
 
     def rawDataReceived(self, data: bytes) -> None:
         if self._refused:
@@ -331,7 +320,7 @@ class StrictHTTPChannel(http.HTTPChannel):
 
     def refuseBodyTooLarge(self) -> None:
         """
-        A chunked body went over the cap while it was being received.
+        The body is, or has grown, over the cap: answer 413 before it is forwarded.
         """
         self._refuse(
             413,
@@ -341,18 +330,17 @@ class StrictHTTPChannel(http.HTTPChannel):
                 "invalid_request_error",
                 "request_too_large",
             ),
-            self.requests[-1] if self.requests else None,
         )
 
     def _headersTooSlow(self) -> None:
         self._headerTimer = None
-        self._refuse(408, b"Request Timeout", b"", None)
+        self._refuse(408, b"Request Timeout", b"")
 
     def _bodyTooSlow(self) -> None:
         self._bodyTimer = None
-        self._refuse(408, b"Request Timeout", b"", None)
+        self._refuse(408, b"Request Timeout", b"")
 
-    def _refuse(self, code: int, phrase: bytes, body: bytes, req: http.Request | None) -> None:
+    def _refuse(self, code: int, phrase: bytes, body: bytes) -> None:
         """
         Answer from the channel itself and close: the request never reaches the tree.
         """

@@ -136,26 +136,19 @@ def buildService(
     pool = makePool(reactor)
     agent = Agent(reactor, connectTimeout=config.limits.connectTimeout, pool=pool)
     upstream = UpstreamClient(agent, reactor)
+    leafType: Any = ResponsesResource
     if config.bridge:
         from responses_proxy.bridgeresource import BridgeResource
 
-        leaf: Any = BridgeResource(
-            reactor=reactor,
-            upstream=upstream,
-            upstreamURL=config.upstreamURL,
-            authorization=authorization,
-            limits=config.limits,
-            dumper=dumper,
-        )
-    else:
-        leaf = ResponsesResource(
-            reactor=reactor,
-            upstream=upstream,
-            upstreamURL=config.upstreamURL,
-            authorization=authorization,
-            limits=config.limits,
-            dumper=dumper,
-        )
+        leafType = BridgeResource
+    leaf = leafType(
+        reactor=reactor,
+        upstream=upstream,
+        upstreamURL=config.upstreamURL,
+        authorization=authorization,
+        limits=config.limits,
+        dumper=dumper,
+    )
     shutdown = None
     if config.httpShutdown:
         shutdown = ShutdownResource(reactor, lambda: _stopReactor(reactor))
