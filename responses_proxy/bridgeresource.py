@@ -20,11 +20,12 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.client import PotentialDataLoss, ResponseDone
+from twisted.web.client import PotentialDataLoss, ResponseDone, ResponseFailed
 from twisted.web.iweb import IBodyProducer, IRequest, IResponse
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
@@ -39,23 +40,21 @@ from responses_proxy.bridge.request import (
 )
 from responses_proxy.bridge.stream import ResponsesStream
 from responses_proxy.config import Limits
-from responses_proxy.dump import Dumper, Exchange
+from responses_proxy.dump import Dumper
 from responses_proxy.headers import bridgeRequestHeaders, bridgeResponseHeaders
 from responses_proxy.keyfile import AuthorizationHeader
-from responses_proxy.redact import StreamRedactor
-from responses_proxy.relay import (
-    BodyProducerFactory,
-    UpstreamClient,
-    classifyFailure,
-    makeHeaders,
-)
-from responses_proxy.resource import errorBody, forbid, sendError
-from responses_proxy.sse import SSELineTooLong, SSEReceiver
+from responses_proxy.relay import BodyProducerFactory, UpstreamClient, UpstreamExchange
+from responses_proxy.resource import errorBody, forbid, internalError, sendError
+from responses_proxy.sse import SSELineTooLong, SSEParser, SSEReceiver
 
 _log = Logger(namespace="responses_proxy")
 
 # Upstream error bodies and whole JSON completions are read into memory up to this.
 MAX_JSON_BODY = 64 * 1024 * 1024
+
+# After the terminal event, how long the rest of the upstream body ([DONE]) may take
+# before the connection is cut instead of returned to the pool.
+_DRAIN_SECONDS = 2.0
 
 
 class _BodyTooLarge(Exception):
@@ -174,31 +173,25 @@ def _isEventStream(response: IResponse) -> bool:
     return False
 
 
-class _Bridge:
+class _Bridge(UpstreamExchange):
     """
     One bridged request.
     """
 
+    timers = (
+        "_headerTimer",
+        "_keepAliveTimer",
+        "_idleTimer",
+        "_bodyTimer",
+        "_tailTimer",
+        "_drainTimer",
+    )
+
     def __init__(self, resource: BridgeResource, request: IRequest) -> None:
-        self._resource = resource
-        self._request = request
-        self._reactor = resource.reactor
-        self._limits: Limits = resource.limits
-        self._redactor = StreamRedactor(resource.authorization.key)
-        self._dump: Exchange | None = resource.dumper.begin() if resource.dumper else None
+        super().__init__(resource, request)
         self._conversion: ChatConversion | None = None
         self._stream: ResponsesStream | None = None
-        self._upstream: Deferred[IResponse] | None = None
-        self._bodyTransport: Any = None
-        self._registered = False
-        self._clientGone = False
         self._finished = False
-        self._timedOut = False
-        self._headerTimer: IDelayedCall | None = None
-        self._keepAliveTimer: IDelayedCall | None = None
-        self._idleTimer: IDelayedCall | None = None
-        self._bodyTimer: IDelayedCall | None = None
-        self._tailTimer: IDelayedCall | None = None
         self._lastWrite = 0.0
         self._lastUpstream = 0.0
 
@@ -206,7 +199,7 @@ class _Bridge:
 
     def start(self) -> None:
         request = self._request
-        request.notifyFinish().addErrback(self._clientLeft)
+        self.watchClient()
         content = request.content
         content.seek(0)
         raw = content.read()
@@ -245,61 +238,12 @@ class _Bridge:
                 upstreamBody=body,
                 upstreamHeaders=pairs,
             )
-        self._headerTimer = self._reactor.callLater(
-            self._limits.responseTimeout, self._headersTooSlow
-        )
-        self._upstream = self._resource.upstream.request(
-            b"POST",
-            self._resource.upstreamURL,
-            makeHeaders(pairs),
-            self._resource.bodyProducer(io.BytesIO(body)),
-        )
-        self._upstream.addCallbacks(self._gotResponse, self._failed)
-
-    def _headersTooSlow(self) -> None:
-        self._headerTimer = None
-        self._timedOut = True
-        if self._upstream is not None:
-            self._upstream.cancel()
-
-    def _clientLeft(self, reason: Failure) -> None:
-        self._clientGone = True
-        self._cancelTimers()
-        if self._bodyTransport is not None:
-            self._bodyTransport.stopProducing()
-        elif self._upstream is not None:
-            self._upstream.cancel()
-        self._finishDump("client_disconnected")
-
-    def _failed(self, failure: Failure) -> None:
-        self._cancel("_headerTimer")
-        if self._clientGone:
-            return
-        outcome = classifyFailure(failure, self._timedOut)
-        _log.info(
-            "upstream request failed: {code} ({kind})",
-            code=outcome.code,
-            kind=type(failure.value).__name__,
-        )
-        self._finishDump(outcome.code)
-        self._finished = True
-        sendError(
-            self._request,
-            outcome.status,
-            self._redactor.redact(errorBody(outcome.message, "proxy_error", outcome.code)),
-        )
+        self.send(pairs, self._resource.bodyProducer(io.BytesIO(body)))
 
     # -- response -----------------------------------------------------------------------
 
-    def _gotResponse(self, response: IResponse) -> None:
-        self._cancel("_headerTimer")
+    def gotResponse(self, response: IResponse) -> None:
         request = self._request
-        request.upstreamStatus = response.code
-        if self._dump is not None:
-            self._dump.responseStarted(response.code, response.headers.getAllRawHeaders())
-        if self._clientGone:
-            response.deliverBody(_Discard())
-            return
         kept = bridgeResponseHeaders(response.headers.getAllRawHeaders())
         for name, values in kept:
             request.responseHeaders.setRawHeaders(name, [self._redactor.redact(v) for v in values])
@@ -335,8 +279,20 @@ class _Bridge:
 
     def _streamReceiver(self) -> _StreamBody:
         receiver = _StreamBody(self, self._streamData)
-        receiver.finished.addCallbacks(self._streamEnded, self._streamBroken)
+        receiver.finished.addCallbacks(self._streamEnded, self._streamBroken).addErrback(self._bug)
         return receiver
+
+    def _bug(self, failure: Failure) -> None:
+        """
+        A bug in this glue: log it, end the client's request, drop the upstream.
+        """
+        self.stopUpstream()
+        if self._stream is not None and not self._finished and not self._clientGone:
+            _log.failure("internal error in the bridge", failure=failure)
+            self._endStream(self._stream.fail("server_error", "internal proxy error"))
+            return
+        self._finished = True
+        internalError(self._request, failure)
 
     def _collect(self, response: IResponse, then: Callable[[bytes], None]) -> None:
         """
@@ -357,18 +313,20 @@ class _Bridge:
             self._bodyTimer = self._reactor.callLater(limit - silent, self._bodyIdleDue)
             return
         _log.info("upstream silent for {seconds:.0f} s inside its reply body", seconds=silent)
-        self._finished = True
-        self._finishDump("upstream_timeout")
-        self._stopUpstream()
-        sendError(
-            self._request,
+        self.stopUpstream()
+        self._answerError(
             504,
-            errorBody(
-                f"the upstream sent nothing for {limit:.0f} seconds in the middle of its reply",
-                "proxy_error",
-                "upstream_timeout",
-            ),
+            f"the upstream sent nothing for {limit:.0f} seconds in the middle of its reply",
+            "upstream_timeout",
         )
+
+    def _answerError(self, status: int, message: str, code: str) -> None:
+        """
+        End the client's request with a JSON error of the proxy's own.
+        """
+        self._finished = True
+        self.finishDump(code)
+        self.sendJSONError(status, errorBody(message, "proxy_error", code))
 
     def _collector(self, then: Callable[[bytes], None], register: bool = False) -> _Collect:
         """
@@ -380,44 +338,32 @@ class _Bridge:
             client request's producer.
         """
         collector = _Collect(MAX_JSON_BODY, self._bodyBytes)
-        if register:
-            original = collector.connectionMade
+        original = collector.connectionMade
 
-            def made() -> None:
-                original()
+        def made() -> None:
+            original()
+            if register:
                 self.bodyStarted(collector.transport)
-
-            collector.connectionMade = made  # type: ignore[method-assign]
-        else:
-            original = collector.connectionMade
-
-            def track() -> None:
-                original()
+            else:
                 self._bodyTransport = collector.transport
 
-            collector.connectionMade = track  # type: ignore[method-assign]
+        collector.connectionMade = made  # type: ignore[method-assign]
         collector.finished.addBoth(self._bodyEnded)
-        collector.finished.addCallbacks(then, self._collectFailed)
+        collector.finished.addCallbacks(then, self._collectFailed).addErrback(self._bug)
         return collector
 
     def _bodyEnded(self, result: Any) -> Any:
-        self._cancel("_bodyTimer")
+        self.cancel("_bodyTimer")
         return result
 
     def _collectFailed(self, failure: Failure) -> None:
         if self._clientGone or self._finished:
             return
         if self._stream is not None:
-            self._unregister()
+            self.unregister()
             self._endStream(self._stream.fail("server_error", _bodyFailureMessage(failure)))
             return
-        self._finished = True
-        self._finishDump("upstream_failed")
-        sendError(
-            self._request,
-            502,
-            errorBody(_bodyFailureMessage(failure), "proxy_error", "upstream_error"),
-        )
+        self._answerError(502, _bodyFailureMessage(failure), "upstream_error")
 
     def _upstreamError(self, response: IResponse, body: bytes) -> None:
         if self._clientGone:
@@ -431,12 +377,8 @@ class _Bridge:
             "upstream answered {status} ({code})", status=response.code, code=error.get("code")
         )
         self._finished = True
-        self._finishDump("complete")
-        sendError(
-            self._request,
-            status,
-            self._redactor.redact(json.dumps(document, ensure_ascii=False).encode("utf-8")),
-        )
+        self.finishDump("complete")
+        self.sendJSONError(status, json.dumps(document, ensure_ascii=False).encode("utf-8"))
 
     def _wholeReply(self, response: IResponse, body: bytes) -> None:
         """
@@ -447,15 +389,8 @@ class _Bridge:
             return
         assert self._conversion is not None
         stream = ResponsesStream(self._conversion.context)
-        if _isEventStream(response) or body.lstrip().startswith((b"data:", b":", b"event:")):
-            from responses_proxy.sse import SSEParser
-
-            parser = SSEParser()
-            try:
-                for payload in parser.feed(body) + parser.close():
-                    stream.feedData(payload)
-            except SSELineTooLong:
-                stream.fail("server_error", "upstream sent an over-long SSE line")
+        if _isEventStream(response) or _looksLikeSSE(body):
+            _feedWholeSSE(stream, body)
             stream.end()
         else:
             try:
@@ -463,16 +398,8 @@ class _Bridge:
             except ValueError:
                 completion = None
             if not isinstance(completion, dict):
-                self._finished = True
-                self._finishDump("upstream_failed")
-                sendError(
-                    self._request,
-                    502,
-                    errorBody(
-                        "upstream reply is not a JSON chat completion",
-                        "proxy_error",
-                        "upstream_error",
-                    ),
+                self._answerError(
+                    502, "upstream reply is not a JSON chat completion", "upstream_error"
                 )
                 return
             stream.feedCompletion(completion)
@@ -483,7 +410,7 @@ class _Bridge:
         if self._dump is not None:
             self._dump.clientData(payload)
         self._finished = True
-        self._finishDump("complete")
+        self.finishDump("complete")
         request = self._request
         request.setResponseCode(200)
         request.setHeader(b"content-type", b"application/json")
@@ -497,16 +424,12 @@ class _Bridge:
         """
         if self._clientGone or self._stream is None or self._stream.done:
             return
-        self._unregister()
+        self.unregister()
         try:
             completion = json.loads(body)
         except ValueError:
-            if body.lstrip().startswith((b"data:", b":", b"event:")):
-                from responses_proxy.sse import SSEParser
-
-                parser = SSEParser()
-                out = [self._stream.feedData(p) for p in parser.feed(body) + parser.close()]
-                self._write(b"".join(out))
+            if _looksLikeSSE(body):
+                self._write(_feedWholeSSE(self._stream, body))
                 self._endStream(self._stream.end())
                 return
             completion = None
@@ -518,14 +441,6 @@ class _Bridge:
         self._endStream(self._stream.feedCompletion(completion))
 
     # -- the streaming path ---------------------------------------------------------------
-
-    def bodyStarted(self, transport: Any) -> None:
-        self._bodyTransport = transport
-        if self._clientGone:
-            transport.stopProducing()
-            return
-        self._request.registerProducer(transport, True)
-        self._registered = True
 
     def upstreamBytes(self, data: bytes) -> None:
         if self._dump is not None:
@@ -548,28 +463,44 @@ class _Bridge:
         if out:
             self._write(out)
         if stream.done:
-            self._endStream(b"")
+            self._endStream(b"", drain=True)
         elif stream.awaitingTail and not tail:
             self._tailTimer = self._reactor.callLater(self._limits.tailWait, self._tailDue)
 
     def _streamEnded(self, _: None) -> None:
+        if self._finished:
+            self._drained()
+            return
         if self._stream is not None and not self._clientGone:
-            self._unregister()
+            self.unregister()
             self._endStream(self._stream.end())
 
     def _streamBroken(self, failure: Failure) -> None:
+        if self._finished:
+            self._drained()
+            return
         if self._stream is None or self._clientGone or self._stream.done:
             return
-        self._unregister()
+        self.unregister()
         if failure.check(SSELineTooLong):
             out = self._stream.fail(
                 "server_error", "the upstream sent an SSE line over the size limit"
             )
+        elif not failure.check(ResponseFailed, ConnectionLost, ConnectionDone):
+            self._bug(failure)
+            return
         else:
             # A cut body is still an end: end() decides from the finish_reason seen.
             _log.info("upstream stream ended abnormally")
             out = self._stream.end()
         self._endStream(out)
+
+    def _drained(self) -> None:
+        """
+        The upstream body ended after the client's response: nothing left to cut.
+        """
+        self.cancel("_drainTimer")
+        self._bodyTransport = None
 
     def _keepAliveDue(self) -> None:
         self._keepAliveTimer = None
@@ -594,7 +525,7 @@ class _Bridge:
             self._idleTimer = self._reactor.callLater(limit - silent, self._idleDue)
             return
         _log.info("upstream silent for {seconds:.0f} s; failing the stream", seconds=silent)
-        self._stopUpstream()
+        self.stopUpstream()
         self._endStream(
             stream.fail("server_error", f"the upstream sent nothing for {limit:.0f} seconds")
         )
@@ -604,7 +535,7 @@ class _Bridge:
         stream = self._stream
         if stream is None or stream.done or self._clientGone:
             return
-        self._stopUpstream()
+        self.stopUpstream()
         self._endStream(stream.end())
 
     def _write(self, data: bytes) -> None:
@@ -617,63 +548,54 @@ class _Bridge:
         if out:
             self._request.write(out)
 
-    def _endStream(self, last: bytes) -> None:
+    def _endStream(self, last: bytes, drain: bool = False) -> None:
         """
         Write the last events and end the response; the upstream is let go.
+
+        @param drain: the reply is complete but the upstream body may not have ended
+            (C{[DONE]} usually follows the usage chunk): give it a moment to end by
+            itself, so its connection goes back to the pool, before cutting it.
         """
         if self._finished:
             return
         self._write(last)
         self._finished = True
-        self._cancelTimers()
-        self._stopUpstream()
+        self.cancelTimers()
+        if drain and self._bodyTransport is not None:
+            self.unregister()
+            self._bodyTransport.resumeProducing()
+            self._drainTimer = self._reactor.callLater(_DRAIN_SECONDS, self.stopUpstream)
+        else:
+            self.stopUpstream()
         if self._clientGone:
             return
         tail = self._redactor.flush()
         if tail:
             self._request.write(tail)
-        self._finishDump("complete")
+        self.finishDump("complete")
         self._request.finish()
 
-    # -- plumbing -------------------------------------------------------------------------
 
-    def _unregister(self) -> None:
-        if self._registered:
-            self._registered = False
-            if not self._clientGone:
-                self._request.unregisterProducer()
+def _looksLikeSSE(body: bytes) -> bool:
+    return body.lstrip().startswith((b"data:", b":", b"event:"))
 
-    def _stopUpstream(self) -> None:
-        self._unregister()
-        transport, self._bodyTransport = self._bodyTransport, None
-        if transport is not None:
-            transport.stopProducing()
 
-    def _cancel(self, name: str) -> None:
-        timer = getattr(self, name)
-        if timer is not None:
-            if timer.active():
-                timer.cancel()
-            setattr(self, name, None)
-
-    def _cancelTimers(self) -> None:
-        for name in ("_headerTimer", "_keepAliveTimer", "_idleTimer", "_tailTimer", "_bodyTimer"):
-            self._cancel(name)
-
-    def _finishDump(self, outcome: str) -> None:
-        if self._dump is not None:
-            self._dump.finish(outcome)
+def _feedWholeSSE(stream: ResponsesStream, body: bytes) -> bytes:
+    """
+    Feed an SSE body that was read whole; returns the events produced.
+    """
+    parser = SSEParser()
+    try:
+        payloads = parser.feed(body) + parser.close()
+    except SSELineTooLong:
+        return stream.fail("server_error", "the upstream sent an SSE line over the size limit")
+    return b"".join(stream.feedData(payload) for payload in payloads)
 
 
 def _bodyFailureMessage(failure: Failure) -> str:
     if failure.check(_BodyTooLarge):
         return "the upstream reply was too large"
     return "the upstream reply was cut off"
-
-
-class _Discard(Protocol):
-    def connectionMade(self) -> None:
-        self.transport.stopProducing()
 
 
 class BridgeResource(Resource):

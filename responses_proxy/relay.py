@@ -20,7 +20,7 @@ from treq.client import HTTPClient
 from treq.cookies import IndexableCookieJar
 from twisted.internet import error as ierror
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Cooperator
 from twisted.logger import Logger
@@ -269,22 +269,149 @@ class _BodyRelay(Protocol):
         self._exchange.bodyEnded(reason)
 
 
-class _PassThrough:
+class UpstreamExchange:
+    """
+    What both leaves share for one client request: sending it upstream with the
+    response-header deadline, cancelling the upstream when the client leaves, mapping
+    an upstream failure to a 502/504, producer registration, timers, key redaction and
+    the dump record.
+
+    Subclasses implement L{gotResponse}; L{timers} names every timer attribute so
+    one call cancels them all.
+    """
+
+    timers: tuple[str, ...] = ("_headerTimer",)
+
+    def __init__(self, resource: Any, request: IRequest) -> None:
+        self._resource = resource
+        self._request = request
+        self._reactor = resource.reactor
+        self._limits: Limits = resource.limits
+        self._redactor = StreamRedactor(resource.authorization.key)
+        self._dump: Exchange | None = resource.dumper.begin() if resource.dumper else None
+        self._upstream: Deferred[IResponse] | None = None
+        self._bodyTransport: Any = None
+        self._registered = False
+        self._clientGone = False
+        self._timedOut = False
+        for name in self.timers:
+            setattr(self, name, None)
+
+    def send(self, headers: list[tuple[bytes, list[bytes]]], body: IBodyProducer) -> None:
+        """
+        Send the request upstream; L{gotResponse} or L{upstreamFailed} follows, and a
+        bug in either ends the client's request instead of leaving it hanging.
+        """
+        request = self._request
+        self._headerTimer = self._reactor.callLater(
+            self._limits.responseTimeout, self._headersTooSlow
+        )
+        self._upstream = self._resource.upstream.request(
+            b"POST", self._resource.upstreamURL, makeHeaders(headers), body
+        )
+        self._upstream.addCallbacks(self._gotResponse, self.upstreamFailed).addErrback(
+            lambda f: internalError(request, f)
+        )
+
+    def watchClient(self) -> None:
+        self._request.notifyFinish().addErrback(self._clientLeft)
+
+    def _headersTooSlow(self) -> None:
+        self._headerTimer = None
+        self._timedOut = True
+        if self._upstream is not None:
+            self._upstream.cancel()
+
+    def _clientLeft(self, reason: Failure) -> None:
+        self._clientGone = True
+        self.cancelTimers()
+        if self._bodyTransport is not None:
+            self._bodyTransport.stopProducing()
+        elif self._upstream is not None:
+            # Also when "called": a Deferred chained on the connection's own request
+            # Deferred forwards the cancellation to it, which aborts the connection.
+            self._upstream.cancel()
+        self.finishDump("client_disconnected")
+
+    def _gotResponse(self, response: IResponse) -> None:
+        self.cancel("_headerTimer")
+        self._request.upstreamStatus = response.code
+        if self._dump is not None:
+            self._dump.responseStarted(response.code, response.headers.getAllRawHeaders())
+        if self._clientGone:
+            response.deliverBody(_Discard())
+            return
+        self.gotResponse(response)
+
+    def gotResponse(self, response: IResponse) -> None:
+        raise NotImplementedError
+
+    def upstreamFailed(self, failure: Failure) -> None:
+        """
+        No response from the upstream: a JSON 502 or 504 the client can act on.
+        """
+        self.cancel("_headerTimer")
+        if self._clientGone:
+            return  # expected: the cancellation we asked for
+        outcome = classifyFailure(failure, self._timedOut)
+        _log.info(
+            "upstream request failed: {code} ({kind})",
+            code=outcome.code,
+            kind=type(failure.value).__name__,
+        )
+        self.finishDump(outcome.code)
+        self.sendJSONError(outcome.status, errorBody(outcome.message, "proxy_error", outcome.code))
+
+    def sendJSONError(self, status: int, body: bytes) -> None:
+        sendError(self._request, status, self._redactor.redact(body))
+
+    def bodyStarted(self, transport: Any) -> None:
+        """
+        The upstream body flows: its transport becomes the client request's producer,
+        so a slow client pauses the upstream and a gone one stops it.
+        """
+        self._bodyTransport = transport
+        if self._clientGone:
+            transport.stopProducing()
+            return
+        self._request.registerProducer(transport, True)
+        self._registered = True
+
+    def unregister(self) -> None:
+        if self._registered:
+            self._registered = False
+            if not self._clientGone:
+                self._request.unregisterProducer()
+
+    def stopUpstream(self) -> None:
+        """
+        Let go of the upstream body now, closing its connection.
+        """
+        self.unregister()
+        transport, self._bodyTransport = self._bodyTransport, None
+        if transport is not None:
+            transport.stopProducing()
+
+    def cancel(self, name: str) -> None:
+        timer = getattr(self, name)
+        if timer is not None:
+            if timer.active():
+                timer.cancel()
+            setattr(self, name, None)
+
+    def cancelTimers(self) -> None:
+        for name in self.timers:
+            self.cancel(name)
+
+    def finishDump(self, outcome: str) -> None:
+        if self._dump is not None:
+            self._dump.finish(outcome)
+
+
+class _PassThrough(UpstreamExchange):
     """
     One forwarded request, from the client's body to the end of the upstream's.
     """
-
-    def __init__(self, resource: ResponsesResource, request: IRequest) -> None:
-        self._resource = resource
-        self._request = request
-        self._redactor = StreamRedactor(resource.authorization.key)
-        self._dump: Exchange | None = resource.dumper.begin() if resource.dumper else None
-        self._clientGone = False
-        self._timedOut = False
-        self._timer: IDelayedCall | None = None
-        self._upstream: Deferred[IResponse] | None = None
-        self._bodyTransport: Any = None
-        self._done = False
 
     def start(self) -> None:
         resource, request = self._resource, self._request
@@ -301,63 +428,18 @@ class _PassThrough:
                 content.read(),
                 resource.upstreamURL,
             )
-        body = resource.bodyProducer(content)
-        self._timer = resource.reactor.callLater(
-            resource.limits.responseTimeout, self._headersTooSlow
-        )
-        self._upstream = resource.upstream.request(
-            b"POST", resource.upstreamURL, makeHeaders(pairs), body
-        )
-        request.notifyFinish().addErrback(self._clientLeft)
-        self._upstream.addCallbacks(self._gotResponse, self._failed).addErrback(
-            lambda f: internalError(request, f)
-        )
+        self.watchClient()
+        self.send(pairs, resource.bodyProducer(content))
 
-    def _headersTooSlow(self) -> None:
-        self._timer = None
-        self._timedOut = True
-        if self._upstream is not None:
-            self._upstream.cancel()
-
-    def _cancelTimer(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-
-    def _clientLeft(self, reason: Failure) -> None:
-        self._clientGone = True
-        self._cancelTimer()
-        if self._bodyTransport is not None:
-            self._bodyTransport.stopProducing()
-        elif self._upstream is not None:
-            # Also when "called": a Deferred chained on the connection's own request
-            # Deferred forwards the cancellation to it, which aborts the connection.
-            self._upstream.cancel()
-        self._finishDump("client_disconnected")
-
-    def _gotResponse(self, response: IResponse) -> None:
-        self._cancelTimer()
+    def gotResponse(self, response: IResponse) -> None:
         request = self._request
-        request.upstreamStatus = response.code
-        if self._clientGone:
-            response.deliverBody(_Discard())
-            return
         request.setResponseCode(response.code, _phrase(response.phrase))
         pairs = clientResponseHeaders(
             response.headers.getAllRawHeaders(), connectionTokensOf(response)
         )
         for name, values in pairs:
             request.responseHeaders.setRawHeaders(name, [self._redactor.redact(v) for v in values])
-        if self._dump is not None:
-            self._dump.responseStarted(response.code, response.headers.getAllRawHeaders())
         response.deliverBody(_BodyRelay(self))
-
-    def bodyStarted(self, transport: Any) -> None:
-        self._bodyTransport = transport
-        if self._clientGone:
-            transport.stopProducing()
-            return
-        self._request.registerProducer(transport, True)
 
     def bodyData(self, data: bytes) -> None:
         if self._dump is not None:
@@ -372,18 +454,18 @@ class _PassThrough:
         request = self._request
         if self._clientGone:
             return
-        request.unregisterProducer()
+        self.unregister()
         tail = self._redactor.flush()
         if tail:
             request.write(tail)
         if reason.check(ResponseDone, PotentialDataLoss):
-            self._finishDump("complete")
+            self.finishDump("complete")
             request.finish()
             return
         # The upstream cut the stream: end the client's connection without the
         # terminating chunk, so it can never mistake this for a complete response.
         _log.info("upstream stream ended abnormally; closing the client connection")
-        self._finishDump("upstream_failed")
+        self.finishDump("upstream_failed")
         self._abortClient()
 
     def _abortClient(self) -> None:
@@ -394,27 +476,6 @@ class _PassThrough:
             transport.abortConnection()
         else:
             request.loseConnection()
-
-    def _failed(self, failure: Failure) -> None:
-        self._cancelTimer()
-        if self._clientGone:
-            return  # expected: the cancellation we asked for
-        outcome = classifyFailure(failure, self._timedOut)
-        _log.info(
-            "upstream request failed: {code} ({kind})",
-            code=outcome.code,
-            kind=type(failure.value).__name__,
-        )
-        self._finishDump(outcome.code)
-        sendError(
-            self._request,
-            outcome.status,
-            self._redactor.redact(errorBody(outcome.message, "proxy_error", outcome.code)),
-        )
-
-    def _finishDump(self, outcome: str) -> None:
-        if self._dump is not None:
-            self._dump.finish(outcome)
 
 
 class _Discard(Protocol):

@@ -173,9 +173,10 @@ class StreamTests(BridgeBase):
         self.assertEqual(final.output_text, "Hello")
         self.assertEqual(final.usage.total_tokens, 15)
 
-    def test_terminalEndsResponseAndReleasesUpstream(self) -> None:
+    def test_terminalEndsResponseAndDrainsUpstream(self) -> None:
         """After usage follows finish_reason, the client's response ends without waiting
-        for [DONE]; the upstream connection is let go."""
+        for [DONE]; the upstream body may still end by itself (its connection can then be
+        reused), so it is not cut at once."""
         self.send()
         up = self.upstream()
         lost = up.notifyFinish()
@@ -185,6 +186,29 @@ class StreamTests(BridgeBase):
         self.proxy.pump()
         self.assertTrue(self.finished())
         self.assertEqual(self.events()[-1]["type"], "response.completed")
+        self.assertNoResult(lost)
+        up.write(b"data: [DONE]\n\n")
+        up.finish()
+        self.proxy.pump()
+        self.assertIsNone(self.successResultOf(lost))
+        self.proxy.clock.advance(10)
+        self.assertEqual(self.events()[-1]["type"], "response.completed")
+
+    def test_upstreamThatDoesNotEndIsCut(self) -> None:
+        """An upstream that keeps its body open after the terminal event is cut 2 s later."""
+        self.send()
+        up = self.upstream()
+        lost = up.notifyFinish()
+        self.startStream(up)
+        up.write(chunk({"content": "x"}, finish="stop"))
+        up.write(chunk(usage=USAGE))
+        self.proxy.pump()
+        self.assertTrue(self.finished())
+        self.proxy.clock.advance(1.9)
+        self.proxy.pump()
+        self.assertNoResult(lost)
+        self.proxy.clock.advance(0.2)
+        self.proxy.pump()
         self.failureResultOf(lost)
 
     def test_keepAliveDuringSilence(self) -> None:
