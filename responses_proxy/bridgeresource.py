@@ -544,9 +544,7 @@ class _Bridge(UpstreamExchange):
         self._lastWrite = self._reactor.seconds()
         if self._dump is not None:
             self._dump.clientData(data)
-        out = self._redactor.feed(data)
-        if out:
-            self._request.write(out)
+        self.writeToClient(data)
 
     def _endStream(self, last: bytes, drain: bool = False) -> None:
         """
@@ -569,9 +567,7 @@ class _Bridge(UpstreamExchange):
             self.stopUpstream()
         if self._clientGone:
             return
-        tail = self._redactor.flush()
-        if tail:
-            self._request.write(tail)
+        self.endClientBody()
         self.finishDump("complete")
         self._request.finish()
 

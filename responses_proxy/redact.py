@@ -25,6 +25,8 @@ class StreamRedactor:
         self._key = key
         # A masked key ("sk-...wxyz") or a cut one still shows its last characters.
         self._tail = key[-_TAIL:] if len(key) >= 2 * _TAIL else None
+        # Single bytes (as 1-byte strings) that can occur in the key.
+        self._keyBytes = frozenset(bytes((b,)) for b in key)
         self._held = b""
 
     def feed(self, data: bytes) -> bytes:
@@ -37,6 +39,10 @@ class StreamRedactor:
         if not self._key:
             return data
         data = self.redact(data)
+        if data[-1:] not in self._keyBytes:
+            # The last byte cannot be part of a key (an SSE event ends in "\n", JSON
+            # in "}"), so nothing needs holding back: the common case, kept cheap.
+            return data
         keep = self._partialAt(data)
         if keep < len(data):
             self._held = data[keep:]
@@ -55,12 +61,17 @@ class StreamRedactor:
         Redact whole occurrences in one buffer (no state).
         """
         key = self._key
-        if not key or len(data) < len(self._tail or key):
+        tail = self._tail
+        if not key or len(data) < len(tail if tail is not None else key):
             return data
+        if tail is not None:
+            # The tail is part of the key: no tail, no key (one scan in the usual case).
+            if data.find(tail) < 0:
+                return data
         if data.find(key) >= 0:
             data = data.replace(key, REDACTED)
-        if self._tail is not None and data.find(self._tail) >= 0:
-            data = data.replace(self._tail, REDACTED)
+        if tail is not None and data.find(tail) >= 0:
+            data = data.replace(tail, REDACTED)
         return data
 
     def _partialAt(self, data: bytes) -> int:

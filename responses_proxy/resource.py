@@ -406,8 +406,10 @@ class StrictSite(server.Site):
     displayTracebacks = False
 
     def __init__(self, root: IResource, limits: Limits, reactor: Any = None) -> None:
-        super().__init__(root, timeout=limits.idleTimeout, reactor=reactor)
-        self.parsePOSTFormSubmission = False
+        # No form parsing: a multipart body must be forwarded as bytes, not refused.
+        super().__init__(
+            root, timeout=limits.idleTimeout, reactor=reactor, parsePOSTFormSubmission=False
+        )
         self.limits = limits
 
     def buildProtocol(self, addr: Any) -> StrictHTTPChannel:

@@ -86,6 +86,9 @@ class MemoryProxy:
         self.limits = limits or Limits()
         self.upstreamResource = RecordingUpstream()
         self.agent = agent if agent is not None else RequestTraversalAgent(self.upstreamResource)
+        if isinstance(self.agent, RequestTraversalAgent):
+            # The fake upstream's own Site must not parse forms either (tests send some).
+            self.agent._serverFactory._parsePOSTFormSubmission = False
         self.authorization = AuthorizationHeader(b"Bearer " + KEY, locked=False)
         self.upstream = UpstreamClient(self.agent, self.clock)
         self.stopped = 0

@@ -622,3 +622,57 @@ class InternalErrorTests(SynchronousTestCase):
         self.assertEqual(status, 500)
         self.assertIn(b"internal proxy error", body)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+
+class FormBodyTests(SynchronousTestCase):
+    """
+    Bodies are never parsed as forms: they are forwarded as bytes.
+    """
+
+    def test_multipartBodyForwarded(self) -> None:
+        """A multipart/form-data body (which Twisted would parse, or refuse) goes up as is."""
+        body = b"--xyz\r\nContent-Disposition: form-data; name=a\r\n\r\n1\r\n--xyz--\r\n"
+        for contentType in [
+            b"multipart/form-data; boundary=xyz",
+            b"multipart/form-data",
+            b"application/x-www-form-urlencoded",
+        ]:
+            proxy = MemoryProxy()
+            client = proxy.connect()
+            client.send(request(body=body, headers=[(b"Content-Type", contentType)]))
+            proxy.pump()
+            [up] = proxy.upstreamResource.requests
+            self.assertEqual(up.bodyBytes, body, contentType)
+
+
+class PoolTests(SynchronousTestCase):
+    """
+    The upstream pool never caches a connection that is closing.
+    """
+
+    def test_closingConnectionNotCached(self) -> None:
+        """A quiescent connection whose transport is disconnecting is dropped; an open
+        one is kept."""
+        from twisted.internet.testing import MemoryReactorClock
+
+        from responses_proxy.service import makePool
+
+        class Transport:
+            def __init__(self, disconnecting: bool) -> None:
+                self.disconnecting = disconnecting
+
+            def loseConnection(self) -> None:
+                pass
+
+        class Connection:
+            state = "QUIESCENT"
+
+            def __init__(self, disconnecting: bool) -> None:
+                self.transport = Transport(disconnecting)
+
+        pool = makePool(MemoryReactorClock())
+        pool._putConnection("k", Connection(True))
+        self.assertEqual(pool._connections.get("k", []), [])
+        kept = Connection(False)
+        pool._putConnection("k", kept)
+        self.assertEqual(pool._connections["k"], [kept])

@@ -36,7 +36,7 @@ def decodeReasoning(token: object) -> str | None:
     if not isinstance(token, str) or not token.startswith(_PREFIX):
         return None
     try:
-        raw = base64.urlsafe_b64decode(token[len(_PREFIX):].encode("ascii"))
+        raw = base64.urlsafe_b64decode(token[len(_PREFIX) :].encode("ascii"))
         return raw.decode("utf-8")
     except (binascii.Error, UnicodeError, ValueError):
         return None

@@ -63,11 +63,9 @@ _CI_HOLD = 3
 _CI_CLOSED = 4
 
 _INPUT_HEAD = re.compile(r'\s*\{\s*"input"\s*:\s*"')
-_INPUT_HEAD_PREFIX = re.compile(
-    r'\s*\{\s*(?:"(?:i(?:n(?:p(?:u(?:t(?:"\s*(?::\s*)?)?)?)?)?)?)?)?\Z'
-)
+_INPUT_HEAD_PREFIX = re.compile(r'\s*\{\s*(?:"(?:i(?:n(?:p(?:u(?:t(?:"\s*(?::\s*)?)?)?)?)?)?)?)?\Z')
 _STRING_BODY = re.compile(r'(?:[^"\\]+|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*')
-_HIGH_SURROGATE_TAIL = re.compile(r'(?<!\\)(?:\\\\)*\\u[dD][89abAB][0-9a-fA-F]{2}\Z')
+_HIGH_SURROGATE_TAIL = re.compile(r"(?<!\\)(?:\\\\)*\\u[dD][89abAB][0-9a-fA-F]{2}\Z")
 
 
 def _fixSurrogates(text: str) -> str:
@@ -318,7 +316,7 @@ def _eventHead(eventType: str) -> bytes:
     """
     The constant start of a serialised event, up to its sequence number.
     """
-    return b"event: %s\ndata: {\"type\":\"%s\",\"sequence_number\":" % (
+    return b'event: %s\ndata: {"type":"%s","sequence_number":' % (
         eventType.encode(),
         eventType.encode(),
     )
@@ -671,7 +669,7 @@ class ResponsesStream:
             self._inProgressJson = _dumps(self._responseObject("in_progress", []))
         seq = self._seq
         self._seq = seq + 1
-        return b"%s%d,\"response\":%s%s" % (_HEAD_IN_PROGRESS, seq, self._inProgressJson, _TAIL)
+        return b'%s%d,"response":%s%s' % (_HEAD_IN_PROGRESS, seq, self._inProgressJson, _TAIL)
 
     def _responseObject(
         self,
@@ -893,7 +891,7 @@ class ResponsesStream:
             if stripped.startswith(_OPEN_TAG):
                 self._think = _THINK_INSIDE
                 self._thinkHeld = ""
-                text = stripped[len(_OPEN_TAG):]
+                text = stripped[len(_OPEN_TAG) :]
             elif _OPEN_TAG.startswith(stripped):
                 self._thinkHeld = held
                 return ""
@@ -909,7 +907,7 @@ class ResponsesStream:
             if end:
                 self._reasoningDelta(held[:end], out)
             self._stripLeading = True
-            return held[end + len(_CLOSE_TAG):]
+            return held[end + len(_CLOSE_TAG) :]
         keep = _heldTagPrefix(held, _CLOSE_TAG)
         if keep:
             self._thinkHeld = held[-keep:]
@@ -1338,7 +1336,7 @@ class ResponsesStream:
             if not stripped:
                 call.inputPending = pending
                 return ""
-            if stripped[0] not in "{\"":
+            if stripped[0] not in '{"':
                 call.inputMode = _CI_RAW
                 call.inputPending = ""
                 return pending
@@ -1351,7 +1349,7 @@ class ResponsesStream:
                     call.inputPending = ""
                 return ""
             call.inputMode = _CI_JSON
-            pending = pending[match.end():]
+            pending = pending[match.end() :]
         end = _STRING_BODY.match(pending).end()
         if not pending.startswith('"', end) and _HIGH_SURROGATE_TAIL.search(pending, 0, end):
             end -= 6
@@ -1402,7 +1400,7 @@ class ResponsesStream:
                 value = _wholeText([value])
                 sent = _wholeText(call.inputSent)
                 if value.startswith(sent) and len(value) > len(sent):
-                    self._inputDelta(call, value[len(sent):], out)
+                    self._inputDelta(call, value[len(sent) :], out)
                 out.append(
                     self._event(
                         "response.custom_tool_call_input.done",
@@ -1482,8 +1480,17 @@ class ResponsesStream:
 
 
 _OWN_FIELDS = frozenset(
-    {"id", "object", "created_at", "status", "error", "incomplete_details", "model", "output",
-     "usage"}
+    {
+        "id",
+        "object",
+        "created_at",
+        "status",
+        "error",
+        "incomplete_details",
+        "model",
+        "output",
+        "usage",
+    }
 )
 
 
