@@ -21,16 +21,12 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone, ConnectionLost
-from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.client import PotentialDataLoss, ResponseDone, ResponseFailed
-from twisted.web.iweb import IBodyProducer, IRequest, IResponse
-from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET
+from twisted.web.iweb import IRequest, IResponse
 
-from responses_proxy import policy
 from responses_proxy.bridge.errors import mapUpstreamError
 from responses_proxy.bridge.request import (
     BridgeRequestError,
@@ -39,12 +35,9 @@ from responses_proxy.bridge.request import (
     parseRequestBody,
 )
 from responses_proxy.bridge.stream import ResponsesStream
-from responses_proxy.config import Limits
-from responses_proxy.dump import Dumper
 from responses_proxy.headers import bridgeRequestHeaders, bridgeResponseHeaders
-from responses_proxy.keyfile import AuthorizationHeader
-from responses_proxy.relay import BodyProducerFactory, UpstreamClient, UpstreamExchange
-from responses_proxy.resource import errorBody, forbid, internalError, sendError
+from responses_proxy.relay import ProxyLeaf, UpstreamExchange
+from responses_proxy.resource import errorBody, internalError, sendError
 from responses_proxy.sse import SSELineTooLong, SSEParser, SSEReceiver
 
 _log = Logger(namespace="responses_proxy")
@@ -182,7 +175,6 @@ class _Bridge(UpstreamExchange):
         "_headerTimer",
         "_keepAliveTimer",
         "_idleTimer",
-        "_bodyTimer",
         "_tailTimer",
         "_drainTimer",
     )
@@ -260,12 +252,10 @@ class _Bridge(UpstreamExchange):
         request.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
         request.setHeader(b"cache-control", b"no-cache")
         self._write(self._stream.start())
-        now = self._reactor.seconds()
-        self._lastUpstream = now
         self._keepAliveTimer = self._reactor.callLater(
             self._limits.keepAliveInterval, self._keepAliveDue
         )
-        self._idleTimer = self._reactor.callLater(self._limits.streamIdleTimeout, self._idleDue)
+        self._watchSilence()
         if _isEventStream(response):
             response.deliverBody(self._streamReceiver())
         else:
@@ -299,21 +289,35 @@ class _Bridge(UpstreamExchange):
         Read a whole error body or C{stream: false} reply, then call C{then}. An upstream
         that stops sending it for the silence limit gets a 504, not an endless wait.
         """
-        self._lastUpstream = self._reactor.seconds()
-        self._bodyTimer = self._reactor.callLater(self._limits.streamIdleTimeout, self._bodyIdleDue)
+        self._watchSilence()
         response.deliverBody(self._collector(then))
 
-    def _bodyIdleDue(self) -> None:
-        self._bodyTimer = None
+    def _watchSilence(self) -> None:
+        """
+        Start the silence limit: an upstream that sends nothing for that long, in a
+        stream or in the middle of a whole reply, is given up on.
+        """
+        self._lastUpstream = self._reactor.seconds()
+        self._idleTimer = self._reactor.callLater(self._limits.streamIdleTimeout, self._silenceDue)
+
+    def _silenceDue(self) -> None:
+        self._idleTimer = None
         if self._finished or self._clientGone:
             return
         silent = self._reactor.seconds() - self._lastUpstream
         limit = self._limits.streamIdleTimeout
         if silent < limit:
-            self._bodyTimer = self._reactor.callLater(limit - silent, self._bodyIdleDue)
+            self._idleTimer = self._reactor.callLater(limit - silent, self._silenceDue)
             return
-        _log.info("upstream silent for {seconds:.0f} s inside its reply body", seconds=silent)
+        _log.info("upstream silent for {seconds:.0f} s; giving up on it", seconds=silent)
         self.stopUpstream()
+        if self._stream is not None:
+            self._endStream(
+                self._stream.fail(
+                    "server_error", f"the upstream sent nothing for {limit:.0f} seconds"
+                )
+            )
+            return
         self._answerError(
             504,
             f"the upstream sent nothing for {limit:.0f} seconds in the middle of its reply",
@@ -353,7 +357,7 @@ class _Bridge(UpstreamExchange):
         return collector
 
     def _bodyEnded(self, result: Any) -> Any:
-        self.cancel("_bodyTimer")
+        self.cancel("_idleTimer")
         return result
 
     def _collectFailed(self, failure: Failure) -> None:
@@ -514,22 +518,6 @@ class _Bridge(UpstreamExchange):
             idle = 0.0
         self._keepAliveTimer = self._reactor.callLater(interval - idle, self._keepAliveDue)
 
-    def _idleDue(self) -> None:
-        self._idleTimer = None
-        stream = self._stream
-        if stream is None or stream.done or self._clientGone:
-            return
-        silent = self._reactor.seconds() - self._lastUpstream
-        limit = self._limits.streamIdleTimeout
-        if silent < limit:
-            self._idleTimer = self._reactor.callLater(limit - silent, self._idleDue)
-            return
-        _log.info("upstream silent for {seconds:.0f} s; failing the stream", seconds=silent)
-        self.stopUpstream()
-        self._endStream(
-            stream.fail("server_error", f"the upstream sent nothing for {limit:.0f} seconds")
-        )
-
     def _tailDue(self) -> None:
         self._tailTimer = None
         stream = self._stream
@@ -594,35 +582,9 @@ def _bodyFailureMessage(failure: Failure) -> str:
     return "the upstream reply was cut off"
 
 
-class BridgeResource(Resource):
+class BridgeResource(ProxyLeaf):
     """
-    The leaf at C{/v1/responses} in bridge mode.
+    The leaf in bridge mode.
     """
 
-    isLeaf = True
-
-    def __init__(
-        self,
-        *,
-        reactor: IReactorTime,
-        upstream: UpstreamClient,
-        upstreamURL: str,
-        authorization: AuthorizationHeader,
-        limits: Limits,
-        dumper: Dumper | None = None,
-        bodyProducer: Callable[[Any], IBodyProducer] | None = None,
-    ) -> None:
-        super().__init__()
-        self.reactor = reactor
-        self.upstream = upstream
-        self.upstreamURL = upstreamURL
-        self.authorization = authorization
-        self.limits = limits
-        self.dumper = dumper
-        self.bodyProducer = bodyProducer or BodyProducerFactory(reactor)
-
-    def render(self, request: IRequest) -> bytes | int:
-        if not policy.isResponsesRequest(request.method, request.uri):
-            return forbid(request)
-        _Bridge(self, request).start()
-        return NOT_DONE_YET
+    exchange = _Bridge

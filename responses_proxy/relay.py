@@ -526,12 +526,16 @@ def _phrase(phrase: bytes | None) -> bytes | None:
     return phrase
 
 
-class ResponsesResource(Resource):
+class ProxyLeaf(Resource):
     """
-    The leaf at C{/v1/responses} in pass-through mode.
+    The leaf at C{/v1/responses}: checks the raw request line again (defence in
+    depth behind the tree), then hands the request to one L{UpstreamExchange}.
+
+    @cvar exchange: the exchange class for this mode.
     """
 
     isLeaf = True
+    exchange: Callable[[Any, IRequest], Any]
 
     def __init__(
         self,
@@ -556,5 +560,13 @@ class ResponsesResource(Resource):
     def render(self, request: IRequest) -> bytes | int:
         if not policy.isResponsesRequest(request.method, request.uri):
             return forbid(request)
-        _PassThrough(self, request).start()
+        self.exchange(self, request).start()
         return NOT_DONE_YET
+
+
+class ResponsesResource(ProxyLeaf):
+    """
+    The leaf in pass-through mode.
+    """
+
+    exchange = _PassThrough
