@@ -10,14 +10,16 @@ SIGKILL) when the test ends.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from tests.support import http
-from tests.support.procs import PYTHON, ManagedProcess, makeTempDir, pythonEnv
+from tests.support.procs import PYTHON, ManagedProcess, makeTempDir, pythonEnv, waitPidGone
 
 BIN = Path(sys.executable).parent
 DEFAULT_KEY = b"sk-proxytest-0123456789ABCDEFabcdef"
@@ -135,7 +137,9 @@ class ProxyProcess:
         resp = http.get(self.port, "/shutdown")
         self.testCase.assertEqual(resp.status, 200)
         if self.daemon:
-            return _waitGone(int(self.info["pid"]), timeout)
+            # Not our child: its exit status is not ours to read; it must be gone.
+            waitPidGone(int(self.info["pid"]), timeout, "the twistd daemon")
+            return 0
         return self.process.wait(timeout)
 
     def stop(self) -> None:
@@ -157,9 +161,10 @@ class ProxyProcess:
 
 
 def _waitForFile(path: Path, timeout: float, proxy: ProxyProcess) -> dict[str, Any]:
-    import json
-    import time
-
+    """
+    Wait for the daemon's server-info file (the launcher has exited, so there is no
+    process of ours to wait on): a bounded poll.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -168,21 +173,5 @@ def _waitForFile(path: Path, timeout: float, proxy: ProxyProcess) -> dict[str, A
             text = ""
         if text.endswith("\n"):
             return json.loads(text)
-        time.sleep(0.02)
+        time.sleep(0.01)
     raise AssertionError(f"no server-info file from the daemon: {proxy.outputs()[-2000:]!r}")
-
-
-def _waitGone(pid: int, timeout: float) -> int:
-    """
-    Wait for a process that is not our child to disappear; returns 0 once gone.
-    """
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return 0
-        time.sleep(0.02)
-    raise AssertionError(f"daemon {pid} still running after {timeout} s")
