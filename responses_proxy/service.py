@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import resource
 import socket
 import tempfile
 from typing import Any
@@ -30,6 +31,25 @@ from responses_proxy.headers import connectionTokens
 from responses_proxy.keyfile import AuthorizationHeader, lockBytes
 
 _log = Logger(namespace="responses_proxy")
+
+
+def raiseFileLimit() -> int:
+    """
+    Raise the soft limit on open files to the hard limit (best effort): every client
+    connection and every upstream connection is a descriptor, and many idle clients
+    must not starve a real request.
+
+    @return: the soft limit now in force.
+    """
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY:
+            hard = max(soft, 65536)
+        if soft != resource.RLIM_INFINITY and soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (OSError, ValueError):
+        return -1
 
 
 def bindLoopback(port: int) -> socket.socket:

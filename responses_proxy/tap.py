@@ -120,6 +120,7 @@ def buildService(
         bindLoopback,
         checkServerInfoWritable,
         makePool,
+        raiseFileLimit,
     )
 
     if config.serverInfo is not None:
@@ -154,6 +155,7 @@ def buildService(
         shutdown = ShutdownResource(reactor, lambda: _stopReactor(reactor))
     site = StrictSite(buildRoot(leaf, shutdown), config.limits, reactor=reactor)
 
+    raiseFileLimit()
     sock = bindLoopback(config.port)
     parent = ProxyService()
     KeyCustodyService(authorization, harden=harden).setServiceParent(parent)

@@ -823,3 +823,23 @@ class DumpTests(Base):
 
 
 __all__ = ["WaitTimeout"]
+
+
+class LoadTests(Base):
+    """
+    Idle connections do not starve real requests.
+    """
+
+    def test_manyIdleConnections(self) -> None:
+        """With 1000 idle client connections open, a real request still succeeds."""
+        fake = self.fake()
+        proxy = self.proxy(fake)
+        idle = []
+        self.addCleanup(lambda: [s.close() for s in idle])
+        for _ in range(1000):
+            s = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+            idle.append(s)
+        idle[-1].sendall(b"POST /v1/responses HTTP/1.1\r\n")  # and one half-sent request
+        resp = http.post(proxy.port, body=b"{}", timeout=20)
+        self.assertEqual(resp.status, 200)
+        self.assertEqual(len(fake.requests()), 1)

@@ -398,3 +398,23 @@ class DumpTests(SynchronousTestCase):
         self.assertEqual(
             dump.Dumper(directory, redactor.redact).begin()._prefix.split(os.sep)[-1][:6], "000002"
         )
+
+
+class FileLimitTests(SynchronousTestCase):
+    """
+    The open-files limit is raised to the hard limit at start-up.
+    """
+
+    def test_raisedToHardLimit(self) -> None:
+        """A low soft limit is raised to the hard one (checked in a child process)."""
+        code = (
+            "import resource\n"
+            "from responses_proxy.service import raiseFileLimit\n"
+            "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+            "resource.setrlimit(resource.RLIMIT_NOFILE, (min(256, hard), hard))\n"
+            "print(raiseFileLimit() == resource.getrlimit(resource.RLIMIT_NOFILE)[1])\n"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
+        ).stdout.strip()
+        self.assertEqual(out, "True")
