@@ -249,7 +249,7 @@ class _Bridge(UpstreamExchange):
             return
         self._stream = ResponsesStream(context)
         request.setResponseCode(200)
-        request.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
+        request.setHeader(b"content-type", b"text/event-stream")
         request.setHeader(b"cache-control", b"no-cache")
         self._write(self._stream.start())
         self._keepAliveTimer = self._reactor.callLater(

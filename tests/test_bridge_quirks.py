@@ -570,7 +570,7 @@ class QuirkBase(SynchronousTestCase):
         ex = Exchange(status, headers, body, None, complete)
         self.assertEqual(status, 200)
         self.assertTrue(complete, "the response body did not end cleanly")
-        self.assertEqual(ex.header("content-type"), "text/event-stream; charset=utf-8")
+        self.assertEqual(ex.header("content-type"), "text/event-stream")
         self.assertEqual(ex.header("cache-control"), "no-cache")
         self.assertIsNone(ex.header("openai-model"))
         [ex.upstream] = self.fake.waitRequests(1)

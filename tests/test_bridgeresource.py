@@ -146,7 +146,7 @@ class StreamTests(BridgeBase):
         self.proxy.pump()
         status, headers, _ = parseResponse(self.client.received())
         self.assertEqual(status, 200)
-        self.assertEqual(headers[b"content-type"], [b"text/event-stream; charset=utf-8"])
+        self.assertEqual(headers[b"content-type"], [b"text/event-stream"])
         self.assertEqual(headers[b"cache-control"], [b"no-cache"])
         self.assertEqual(headers[b"x-request-id"], [b"req_9"])
         self.assertNotIn(b"openai-model", headers)
