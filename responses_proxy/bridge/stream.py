@@ -828,6 +828,15 @@ class ResponsesStream:
                 self._pendingReasoningSpace = ""
             item = self._openReasoning(out)
         item.parts.append(text)
+        self._deltaEvent(_HEAD_SUMMARY_DELTA, item, text, _TAIL, out)
+
+    def _deltaEvent(
+        self, head: bytes, item: _TextItem | _Call, text: str, tail: bytes, out: list[bytes]
+    ) -> None:
+        """
+        One delta event from its pre-built byte template (the hot path): only the
+        delta is JSON-encoded, with lone surrogates held or replaced.
+        """
         if item.held:
             encoded = _surrogateSafe(item, text)
         else:
@@ -835,11 +844,10 @@ class ResponsesStream:
                 encoded = encode_basestring(text).encode("utf-8")
             except UnicodeEncodeError:
                 encoded = _surrogateSafe(item, text)
-        if not encoded:
-            return
-        seq = self._seq
-        self._seq = seq + 1
-        out.append(b"%s%d%s%s%s" % (_HEAD_SUMMARY_DELTA, seq, item.middle, encoded, _TAIL))
+        if encoded:
+            seq = self._seq
+            self._seq = seq + 1
+            out.append(b"%s%d%s%s%s" % (head, seq, item.middle, encoded, tail))
 
     def _contentDelta(self, text: str, out: list[bytes]) -> None:
         """
@@ -863,18 +871,7 @@ class ResponsesStream:
             self._stripLeading = False
             item = self._openMessage(out)
         item.parts.append(text)
-        if item.held:
-            encoded = _surrogateSafe(item, text)
-        else:
-            try:
-                encoded = encode_basestring(text).encode("utf-8")
-            except UnicodeEncodeError:
-                encoded = _surrogateSafe(item, text)
-        if not encoded:
-            return
-        seq = self._seq
-        self._seq = seq + 1
-        out.append(b"%s%d%s%s%s" % (_HEAD_TEXT_DELTA, seq, item.middle, encoded, _TAIL_TEXT_DELTA))
+        self._deltaEvent(_HEAD_TEXT_DELTA, item, text, _TAIL_TEXT_DELTA, out)
 
     def _thinkFilter(self, text: str, out: list[bytes]) -> str:
         """
@@ -1294,18 +1291,7 @@ class ResponsesStream:
         """
         kind = call.kind
         if kind == "function":
-            if call.held:
-                encoded = _surrogateSafe(call, text)
-            else:
-                try:
-                    encoded = encode_basestring(text).encode("utf-8")
-                except UnicodeEncodeError:
-                    encoded = _surrogateSafe(call, text)
-            if not encoded:
-                return
-            seq = self._seq
-            self._seq = seq + 1
-            out.append(b"%s%d%s%s%s" % (_HEAD_ARGS_DELTA, seq, call.middle, encoded, _TAIL))
+            self._deltaEvent(_HEAD_ARGS_DELTA, call, text, _TAIL, out)
         elif kind == "custom":
             piece = self._customPiece(call, text)
             if piece:
