@@ -48,8 +48,10 @@ KiB = 1024
 MiB = 1024 * 1024
 # A made-up key as long as a real project key (the redactor's cost depends on the length:
 # keys of 16 bytes or more are also searched for by their last 8 characters).
-KEY = b"sk-proj-" + (b"bEnChKeY0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                     * 3)[:156]
+KEY = (
+    b"sk-proj-"
+    + (b"bEnChKeY0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" * 3)[:156]
+)
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # --------------------------------------------------------------------------- payloads
@@ -127,21 +129,46 @@ def responsesEvents(deltas: int = 20) -> list[bytes]:
         events.append(
             _sseEvent(
                 "response.output_text.delta",
-                {"sequence_number": 2 + i, "item_id": "msg_1", "output_index": 0,
-                 "content_index": 0, "delta": f" word{i}"},
+                {
+                    "sequence_number": 2 + i,
+                    "item_id": "msg_1",
+                    "output_index": 0,
+                    "content_index": 0,
+                    "delta": f" word{i}",
+                },
             )
         )
     done = dict(response, status="completed")
-    events.append(_sseEvent("response.completed", {"sequence_number": 2 + deltas,
-                                                   "response": done}))
+    events.append(
+        _sseEvent("response.completed", {"sequence_number": 2 + deltas, "response": done})
+    )
     return events
 
 
-_WORDS = ("the", " quick", " brown", " fox", " jumps", " over", " lazy", " dog", ".\n",
-          " caf\u00e9", " \u4e16\u754c", " `code`", " \"quoted\"", " \U0001f600", " def", "(x):")
+_WORDS = (
+    "the",
+    " quick",
+    " brown",
+    " fox",
+    " jumps",
+    " over",
+    " lazy",
+    " dog",
+    ".\n",
+    " caf\u00e9",
+    " \u4e16\u754c",
+    " `code`",
+    ' "quoted"',
+    " \U0001f600",
+    " def",
+    "(x):",
+)
 
 
-def _chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+def chatChunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+    """
+    One realistic C{chat.completion.chunk} payload (DeepSeek-shaped).
+    """
     return json.dumps(
         {
             "id": "chatcmpl-9f8e7d6c5b4a39281706",
@@ -149,9 +176,7 @@ def _chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
             "created": 1760000000,
             "model": "deepseek-chat",
             "system_fingerprint": "fp_8802369eaa_prod0623",
-            "choices": [
-                {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-            ],
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
         },
         ensure_ascii=False,
         separators=(",", ":"),
@@ -165,38 +190,80 @@ def chatPayloads(scale: int = 1) -> list[bytes]:
     calls and a custom C{apply_patch} call with argument deltas, the finish chunk, the
     usage chunk and C{[DONE]}. Tool names are ones the Codex request declares.
     """
-    payloads = [_chunk({"role": "assistant", "content": ""})]
+    payloads = [chatChunk({"role": "assistant", "content": ""})]
     for i in range(250 * scale):
-        payloads.append(_chunk({"content": None, "reasoning_content": _WORDS[i % len(_WORDS)]}))
+        payloads.append(chatChunk({"content": None, "reasoning_content": _WORDS[i % len(_WORDS)]}))
     for i in range(600 * scale):
-        payloads.append(_chunk({"content": _WORDS[i % len(_WORDS)]}))
+        payloads.append(chatChunk({"content": _WORDS[i % len(_WORDS)]}))
     for index, name in ((0, "exec_command"), (1, "write_stdin")):
-        payloads.append(_chunk({"tool_calls": [{"index": index, "id": f"call_{index}",
-                                                "type": "function",
-                                                "function": {"name": name, "arguments": ""}}]}))
-    arguments = json.dumps({"cmd": "grep -rn 'caf\u00e9' src/ | head -50 " * scale,
-                            "yield_time_ms": 1000})
+        payloads.append(
+            chatChunk(
+                {
+                    "tool_calls": [
+                        {
+                            "index": index,
+                            "id": f"call_{index}",
+                            "type": "function",
+                            "function": {"name": name, "arguments": ""},
+                        }
+                    ]
+                }
+            )
+        )
+    arguments = json.dumps(
+        {"cmd": "grep -rn 'caf\u00e9' src/ | head -50 " * scale, "yield_time_ms": 1000}
+    )
     step = max(1, len(arguments) // (30 * scale))
     for i in range(0, len(arguments), step):
         for index in (0, 1):
-            payloads.append(_chunk({"tool_calls": [{"index": index, "function": {
-                "arguments": arguments[i:i + step]}}]}))
+            payloads.append(
+                chatChunk(
+                    {
+                        "tool_calls": [
+                            {"index": index, "function": {"arguments": arguments[i : i + step]}}
+                        ]
+                    }
+                )
+            )
     hunk = "*** Begin Patch\n*** Update File: a.py\n@@\n-old\n+new caf\u00e9\n"
     patch = json.dumps({"input": hunk * 8 * scale + "*** End Patch\n"})
     step = max(1, len(patch) // (80 * scale))
-    payloads.append(_chunk({"tool_calls": [{"index": 2, "id": "call_2", "type": "function",
-                                            "function": {"name": "apply_patch",
-                                                         "arguments": ""}}]}))
+    payloads.append(
+        chatChunk(
+            {
+                "tool_calls": [
+                    {
+                        "index": 2,
+                        "id": "call_2",
+                        "type": "function",
+                        "function": {"name": "apply_patch", "arguments": ""},
+                    }
+                ]
+            }
+        )
+    )
     for i in range(0, len(patch), step):
-        payloads.append(_chunk({"tool_calls": [{"index": 2, "function": {
-            "arguments": patch[i:i + step]}}]}))
-    payloads.append(_chunk({}, "tool_calls"))
-    payloads.append(json.dumps({"id": "chatcmpl-9f8e7d6c5b4a39281706",
-                                "object": "chat.completion.chunk", "choices": [],
-                                "usage": {"prompt_tokens": 21000, "completion_tokens": 1200,
-                                          "total_tokens": 22200,
-                                          "prompt_tokens_details": {"cached_tokens": 20000}}
-                                }).encode())
+        payloads.append(
+            chatChunk(
+                {"tool_calls": [{"index": 2, "function": {"arguments": patch[i : i + step]}}]}
+            )
+        )
+    payloads.append(chatChunk({}, "tool_calls"))
+    payloads.append(
+        json.dumps(
+            {
+                "id": "chatcmpl-9f8e7d6c5b4a39281706",
+                "object": "chat.completion.chunk",
+                "choices": [],
+                "usage": {
+                    "prompt_tokens": 21000,
+                    "completion_tokens": 1200,
+                    "total_tokens": 22200,
+                    "prompt_tokens_details": {"cached_tokens": 20000},
+                },
+            }
+        ).encode()
+    )
     payloads.append(b"[DONE]")
     return payloads
 
@@ -284,7 +351,7 @@ class _UpstreamProtocol(asyncio.Protocol):
                         self.transport.abort()
                     return
                 lines = bytes(buf[:end]).split(b"\r\n")
-                del buf[:end + 4]
+                del buf[: end + 4]
                 method, target, _ = lines[0].split(b" ", 2)
                 headers = {}
                 for line in lines[1:]:
@@ -301,7 +368,7 @@ class _UpstreamProtocol(asyncio.Protocol):
             elif len(buf) < self._need:
                 return
             else:
-                del buf[:self._need]
+                del buf[: self._need]
             self._need = None
             assert self._req is not None
             self._respond(*self._req)
@@ -318,7 +385,7 @@ class _UpstreamProtocol(asyncio.Protocol):
                 end = buf.find(b"\r\n\r\n", nl)
                 if end < 0:
                     return False
-                del buf[:end + 4]
+                del buf[: end + 4]
                 return True
             pos = nl + 2 + size + 2
             if pos > len(buf):
@@ -352,8 +419,10 @@ class _UpstreamProtocol(asyncio.Protocol):
     def _head(self, contentType: bytes, extra: bytes) -> bytes:
         return (
             b"HTTP/1.1 200 OK\r\ncontent-type: " + contentType + b"\r\n"
-            b"x-request-id: req_bench\r\n" + extra
-            + (b"connection: close\r\n" if self._close else b"") + b"\r\n"
+            b"x-request-id: req_bench\r\n"
+            + extra
+            + (b"connection: close\r\n" if self._close else b"")
+            + b"\r\n"
         )
 
     def _whole(self, contentType: bytes, body: bytes, status: bytes = b"200 OK") -> None:
@@ -425,7 +494,7 @@ class _Upstream:
     def ssePieces(self, params: dict[str, int]) -> Iterator[bytes]:
         total, event = params["bytes"], params.get("event", KiB)
         chunk = max(event, params.get("chunk", event) // event * event)
-        filler = (_PROSE.encode() * (event // len(_PROSE) + 1))[:event - 8]
+        filler = (_PROSE.encode() * (event // len(_PROSE) + 1))[: event - 8]
         one = b"data: " + filler + b"\n\n"
         framed = frameChunks([one * (chunk // event)])
         perPiece = max(1, _PIECE // len(framed))
@@ -444,7 +513,7 @@ class _Upstream:
             self._chat[scale] = data
         view = memoryview(data)
         for i in range(0, len(data), _PIECE):
-            yield view[i:i + _PIECE]
+            yield view[i : i + _PIECE]
 
 
 def serveUpstream(infoPath: str) -> None:
@@ -493,8 +562,7 @@ class ResponseParser:
         counted, or kept whole with C{keep=True}.
     """
 
-    def __init__(self, onBody: Callable[[bytes], None] | None = None, keep: bool = False
-                 ) -> None:
+    def __init__(self, onBody: Callable[[bytes], None] | None = None, keep: bool = False) -> None:
         self.status = 0
         self.headers: dict[bytes, bytes] = {}
         self.bodyBytes = 0
@@ -560,7 +628,7 @@ class ResponseParser:
                 if n - pos < 2:
                     self._buf = data[pos:]
                     return False
-                if data[pos:pos + 2] != b"\r\n":
+                if data[pos : pos + 2] != b"\r\n":
                     raise ProtocolError("bad chunk end")
                 pos += 2
                 self._state = 1
@@ -612,8 +680,14 @@ class ResponseParser:
         return self.complete
 
 
-def buildRequest(port: int, body: bytes, reply: str, headers: Sequence[tuple[str, str]] = (),
-                 close: bool = False, path: str = "/v1/responses") -> bytes:
+def buildRequest(
+    port: int,
+    body: bytes,
+    reply: str,
+    headers: Sequence[tuple[str, str]] = (),
+    close: bool = False,
+    path: str = "/v1/responses",
+) -> bytes:
     """
     A C{POST} request as Codex sends it (its headers, C{Authorization}, a JSON body).
     """
@@ -636,8 +710,13 @@ def connect(port: int, timeout: float = 30.0) -> socket.socket:
     return sock
 
 
-def exchange(sock: socket.socket, request: bytes, parser: ResponseParser,
-             deadline: float, recvSize: int = 256 * KiB) -> ResponseParser:
+def exchange(
+    sock: socket.socket,
+    request: bytes,
+    parser: ResponseParser,
+    deadline: float,
+    recvSize: int = 256 * KiB,
+) -> ResponseParser:
     """
     Send one request and read its whole response (blocking, bounded by C{deadline}).
     """
@@ -658,8 +737,9 @@ def exchange(sock: socket.socket, request: bytes, parser: ResponseParser,
 def getJSON(port: int, path: str, timeout: float = 10.0) -> Any:
     request = f"GET {path} HTTP/1.1\r\nhost: {HOST}:{port}\r\nconnection: close\r\n\r\n"
     with connect(port, timeout) as sock:
-        parser = exchange(sock, request.encode(), ResponseParser(keep=True),
-                          time.monotonic() + timeout)
+        parser = exchange(
+            sock, request.encode(), ResponseParser(keep=True), time.monotonic() + timeout
+        )
     return json.loads(parser.body) if parser.body else None
 
 
@@ -705,8 +785,9 @@ class AsyncClient(asyncio.Protocol):
             else:
                 waiter.set_exception(ProtocolError("connection lost mid-response"))
 
-    async def exchange(self, request: bytes, parser: ResponseParser, timeout: float
-                       ) -> ResponseParser:
+    async def exchange(
+        self, request: bytes, parser: ResponseParser, timeout: float
+    ) -> ResponseParser:
         if self.transport is None:
             raise ProtocolError("connection closed")
         self._parser = parser
@@ -739,7 +820,7 @@ class SSECounter:
         if end < 0:
             self._buf = data
             return
-        self._buf = data[end + 2:]
+        self._buf = data[end + 2 :]
         types = self.types
         block, kind = self.lastData, self.lastType
         for block in data[:end].split(b"\n\n"):
@@ -767,7 +848,9 @@ class SSECounter:
         data = self.lastData.split(b"\ndata: ", 1)[1]
         event = json.loads(data)
         return event["type"] == "response.completed" and event["response"]["status"] in (
-            "completed", "incomplete")
+            "completed",
+            "incomplete",
+        )
 
 
 # --------------------------------------------------------------------------- processes
@@ -779,7 +862,7 @@ def procCPU(pid: int) -> float:
     """
     with open(f"/proc/{pid}/stat", "rb") as f:
         text = f.read()
-    fields = text[text.rindex(b")") + 2:].split()
+    fields = text[text.rindex(b")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
@@ -815,15 +898,25 @@ class Child:
     A child process whose output goes to a file; stopped by pid only.
     """
 
-    def __init__(self, name: str, argv: list[str], workdir: Path, stdin: bytes = b"",
-                 cpus: set[int] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        workdir: Path,
+        stdin: bytes = b"",
+        cpus: set[int] | None = None,
+    ) -> None:
         self.name = name
         self.log = workdir / f"{name}.log"
         self.info = workdir / f"{name}.json"
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
-                argv, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
-                cwd=REPO, start_new_session=True,
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+                start_new_session=True,
             )
         if cpus is not None:
             os.sched_setaffinity(self.proc.pid, cpus)
@@ -837,8 +930,10 @@ class Child:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited ({self.proc.returncode}): "
-                                   f"{self.log.read_text(errors='replace')[-2000:]}")
+                raise RuntimeError(
+                    f"{self.name} exited ({self.proc.returncode}): "
+                    f"{self.log.read_text(errors='replace')[-2000:]}"
+                )
             try:
                 info = json.loads(self.info.read_text())
             except (OSError, ValueError):
@@ -872,21 +967,37 @@ def _ready(child: Child) -> Child:
 
 
 def startUpstream(workdir: Path, cpus: set[int] | None) -> Child:
-    child = Child("upstream", [PYTHON, str(Path(__file__).resolve()), "--info",
-                               str(workdir / "upstream.json")], workdir, cpus=cpus)
+    child = Child(
+        "upstream",
+        [PYTHON, str(Path(__file__).resolve()), "--info", str(workdir / "upstream.json")],
+        workdir,
+        cpus=cpus,
+    )
     return _ready(child)
 
 
-def startProxy(workdir: Path, upstreamURL: str, cpus: set[int] | None, bridge: bool = False,
-               profile: str | None = None) -> Child:
+def startProxy(
+    workdir: Path,
+    upstreamURL: str,
+    cpus: set[int] | None,
+    bridge: bool = False,
+    profile: str | None = None,
+) -> Child:
     """
     The proxy as a real process, as documented; C{profile}: run it under cProfile.
     """
     argv = [PYTHON]
     if profile:
         argv += ["-m", "cProfile", "-o", profile]
-    argv += ["-m", "responses_proxy", "--server-info", str(workdir / "proxy.json"),
-             "--upstream-url", upstreamURL, "--http-shutdown"]
+    argv += [
+        "-m",
+        "responses_proxy",
+        "--server-info",
+        str(workdir / "proxy.json"),
+        "--upstream-url",
+        upstreamURL,
+        "--http-shutdown",
+    ]
     if bridge:
         argv.append("--bridge-to-chat")
     return _ready(Child("proxy", argv, workdir, stdin=KEY + b"\n", cpus=cpus))
@@ -961,9 +1072,11 @@ def machine() -> str:
     import twisted
 
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (f"{platform.machine()}, {os.cpu_count()} CPUs, Linux {platform.release()}, "
-            f"Python {platform.python_version()}, Twisted {twisted.__version__}; "
-            f"load average {load}")
+    return (
+        f"{platform.machine()}, {os.cpu_count()} CPUs, Linux {platform.release()}, "
+        f"Python {platform.python_version()}, Twisted {twisted.__version__}; "
+        f"load average {load}"
+    )
 
 
 def main(argv: Sequence[str]) -> None:
@@ -975,3 +1088,56 @@ def main(argv: Sequence[str]) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1:])
+
+
+def runBenchmark(
+    name: str,
+    description: str,
+    path: str,
+    run: Callable[[bool, Child, Child], None],
+    bridge: bool = False,
+) -> int:
+    """
+    The shared driver of the end-to-end benchmarks: options (C{--quick}, C{--no-pin},
+    C{--profile}), CPU pinning, the fast upstream and the proxy started and always
+    stopped, the proxy's logged failures, an optional profile, and the wall time.
+
+    @param path: the upstream path the proxy forwards to.
+    @param run: called with (quick, upstream, proxy) to run the phases.
+    """
+    import argparse
+    import pstats
+    import shutil
+    import tempfile
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="a short run (< 30 s)")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin CPUs")
+    parser.add_argument("--profile", metavar="FILE", help="run the proxy under cProfile")
+    options = parser.parse_args()
+    benchCPUs, proxyCPUs = pinningPlan(not options.no_pin)
+    if benchCPUs is not None:
+        os.sched_setaffinity(0, benchCPUs)
+    workdir = Path(tempfile.mkdtemp(prefix=f"{name.replace('_', '-')}-"))
+    began = time.perf_counter()
+    print(f"{name} ({'quick' if options.quick else 'default'} run): {machine()}")
+    print("pinning: " + (f"proxy on CPU {sorted(proxyCPUs)}, client and upstream on CPU "
+                         f"{sorted(benchCPUs)}" if proxyCPUs else "none"))
+    upstream = startUpstream(workdir, benchCPUs)
+    try:
+        proxy = startProxy(workdir, f"http://{HOST}:{upstream.port}{path}", proxyCPUs,
+                           bridge=bridge, profile=options.profile)
+        try:
+            run(options.quick, upstream, proxy)
+        finally:
+            stopProxy(proxy)
+            problems = logProblems(proxy)
+            print("\nproxy log: " + ("; ".join(problems) if problems else "no failures logged"))
+    finally:
+        upstream.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    if options.profile:
+        print(f"\nproxy profile ({options.profile}), top 30 by internal time:")
+        pstats.Stats(options.profile).sort_stats("tottime").print_stats(30)
+    print(f"\ntotal wall time {time.perf_counter() - began:.1f} s")
+    return 0

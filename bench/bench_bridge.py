@@ -28,16 +28,10 @@ Run with C{.venv/bin/python bench/bench_bridge.py [--quick] [--no-pin] [--profil
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import os
-import pstats
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import _benchlib as lib
 
@@ -192,38 +186,12 @@ def pureTranslator(context: object, payloads: list[bytes], rounds: int) -> tuple
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a short run (< 30 s)")
-    parser.add_argument("--no-pin", action="store_true", help="do not pin CPUs")
-    parser.add_argument("--profile", metavar="FILE", help="run the proxy under cProfile")
-    options = parser.parse_args()
-    cfg = QUICK if options.quick else DEFAULT
-    benchCPUs, proxyCPUs = lib.pinningPlan(not options.no_pin)
-    if benchCPUs is not None:
-        os.sched_setaffinity(0, benchCPUs)
-    workdir = Path(tempfile.mkdtemp(prefix="bench-bridge-"))
-    began = time.perf_counter()
-    print(f"bench_bridge ({'quick' if options.quick else 'default'} run): {lib.machine()}")
-    print("pinning: " + (f"proxy on CPU {sorted(proxyCPUs)}, client and upstream on CPU "
-                         f"{sorted(benchCPUs)}" if proxyCPUs else "none"))
-    upstream = lib.startUpstream(workdir, benchCPUs)
-    try:
-        proxy = lib.startProxy(workdir, f"http://{lib.HOST}:{upstream.port}/v1/chat/completions",
-                               proxyCPUs, bridge=True, profile=options.profile)
-        try:
-            _runAll(cfg, upstream, proxy)
-        finally:
-            lib.stopProxy(proxy)
-            problems = lib.logProblems(proxy)
-            print("\nproxy log: " + ("; ".join(problems) if problems else "no failures logged"))
-    finally:
-        upstream.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-    if options.profile:
-        print(f"\nproxy profile ({options.profile}), top 30 by internal time:")
-        pstats.Stats(options.profile).sort_stats("tottime").print_stats(30)
-    print(f"\ntotal wall time {time.perf_counter() - began:.1f} s")
-    return 0
+    def run(quick: bool, upstream: lib.Child, proxy: lib.Child) -> None:
+        _runAll(QUICK if quick else DEFAULT, upstream, proxy)
+
+    return lib.runBenchmark(
+        "bench_bridge", __doc__.split("\n\n")[0], "/v1/chat/completions", run, bridge=True
+    )
 
 
 def _runAll(cfg: dict, upstream: lib.Child, proxy: lib.Child) -> None:

@@ -26,16 +26,10 @@ figures) and prints its top functions.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import os
-import pstats
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import _benchlib as lib
 
@@ -246,40 +240,13 @@ def _mark(run: Run) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a short run (< 30 s)")
-    parser.add_argument("--no-pin", action="store_true", help="do not pin CPUs")
-    parser.add_argument("--profile", metavar="FILE", help="run the proxy under cProfile")
-    options = parser.parse_args()
-    cfg = QUICK if options.quick else DEFAULT
-    cap = float(cfg["cap"])
-    benchCPUs, proxyCPUs = lib.pinningPlan(not options.no_pin)
-    if benchCPUs is not None:
-        os.sched_setaffinity(0, benchCPUs)
-    workdir = Path(tempfile.mkdtemp(prefix="bench-proxy-"))
-    began = time.perf_counter()
-    print(f"bench_proxy ({'quick' if options.quick else 'default'} run): {lib.machine()}")
-    print("pinning: " + (f"proxy on CPU {sorted(proxyCPUs)}, client and upstream on CPU "
-                         f"{sorted(benchCPUs)}" if proxyCPUs else "none"))
-    upstream = lib.startUpstream(workdir, benchCPUs)
-    try:
-        proxy = lib.startProxy(workdir, f"http://{lib.HOST}:{upstream.port}/v1/responses",
-                               proxyCPUs, profile=options.profile)
-        try:
-            _runAll(cfg, cap, upstream, proxy)
-        finally:
-            lib.stopProxy(proxy)
-            problems = lib.logProblems(proxy)
-            print("\nproxy log: " + ("; ".join(problems) if problems else "no failures logged"))
-    finally:
-        upstream.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-    if options.profile:
-        print(f"\nproxy profile ({options.profile}), top 30 by internal time:")
-        stats = pstats.Stats(options.profile)
-        stats.sort_stats("tottime").print_stats(30)
-    print(f"\ntotal wall time {time.perf_counter() - began:.1f} s")
-    return 0
+    def run(quick: bool, upstream: lib.Child, proxy: lib.Child) -> None:
+        cfg = QUICK if quick else DEFAULT
+        _runAll(cfg, float(cfg["cap"]), upstream, proxy)
+
+    return lib.runBenchmark(
+        "bench_proxy", __doc__.split("\n\n")[0], "/v1/responses", run, bridge=False
+    )
 
 
 def _runAll(cfg: dict, cap: float, upstream: lib.Child, proxy: lib.Child) -> None:

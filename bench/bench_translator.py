@@ -21,6 +21,8 @@ import pstats
 import sys
 import time
 
+from _benchlib import chatChunk
+
 from responses_proxy.bridge.context import BridgeContext, ToolTarget
 from responses_proxy.bridge.stream import ResponsesStream
 
@@ -30,63 +32,97 @@ REASONING_DELTAS = 250
 ARGUMENT_DELTAS = 60
 PATCH_DELTAS = 80
 
-WORDS = ("the", " quick", " brown", " fox", " jumps", " over", " lazy", " dog", ".\n",
-         " caf\u00e9", " \u4e16\u754c", " `code`", " \"quoted\"", " \U0001f600", " def", "(x):")
-
-
-def _chunk(delta: dict, finish: str | None = None) -> bytes:
-    return json.dumps(
-        {
-            "id": "chatcmpl-9f8e7d6c5b4a39281706",
-            "object": "chat.completion.chunk",
-            "created": 1760000000,
-            "model": "deepseek-chat",
-            "system_fingerprint": "fp_8802369eaa_prod0623",
-            "choices": [
-                {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-            ],
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
-    ).encode("utf-8")
+WORDS = (
+    "the",
+    " quick",
+    " brown",
+    " fox",
+    " jumps",
+    " over",
+    " lazy",
+    " dog",
+    ".\n",
+    " caf\u00e9",
+    " \u4e16\u754c",
+    " `code`",
+    ' "quoted"',
+    " \U0001f600",
+    " def",
+    "(x):",
+)
 
 
 def buildStream() -> list[bytes]:
     """
     The payloads of one realistic reply.
     """
-    payloads = [_chunk({"role": "assistant", "content": ""})]
+    payloads = [chatChunk({"role": "assistant", "content": ""})]
     for i in range(REASONING_DELTAS):
-        payloads.append(_chunk({"content": None, "reasoning_content": WORDS[i % len(WORDS)]}))
+        payloads.append(chatChunk({"content": None, "reasoning_content": WORDS[i % len(WORDS)]}))
     for i in range(TEXT_DELTAS):
-        payloads.append(_chunk({"content": WORDS[i % len(WORDS)]}))
+        payloads.append(chatChunk({"content": WORDS[i % len(WORDS)]}))
     for index, name in ((0, "exec_command"), (1, "read_file")):
-        payloads.append(_chunk({"tool_calls": [{"index": index, "id": f"call_{index}",
-                                                "type": "function",
-                                                "function": {"name": name, "arguments": ""}}]}))
+        payloads.append(
+            chatChunk(
+                {
+                    "tool_calls": [
+                        {
+                            "index": index,
+                            "id": f"call_{index}",
+                            "type": "function",
+                            "function": {"name": name, "arguments": ""},
+                        }
+                    ]
+                }
+            )
+        )
     arguments = json.dumps({"cmd": "grep -rn 'caf\u00e9' src/ | head -50", "yield_time_ms": 1000})
     step = max(1, len(arguments) // (ARGUMENT_DELTAS // 2))
-    pieces = [arguments[i:i + step] for i in range(0, len(arguments), step)]
+    pieces = [arguments[i : i + step] for i in range(0, len(arguments), step)]
     for piece in pieces:
         for index in (0, 1):
-            payloads.append(_chunk({"tool_calls": [{"index": index,
-                                                    "function": {"arguments": piece}}]}))
+            payloads.append(
+                chatChunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
+            )
     hunk = "*** Begin Patch\n*** Update File: a.py\n@@\n-old\n+new caf\u00e9\n"
     patch = json.dumps({"input": hunk * 8 + "*** End Patch\n"})
     step = max(1, len(patch) // PATCH_DELTAS)
-    payloads.append(_chunk({"tool_calls": [{"index": 2, "id": "call_2", "type": "function",
-                                            "function": {"name": "apply_patch",
-                                                         "arguments": ""}}]}))
+    payloads.append(
+        chatChunk(
+            {
+                "tool_calls": [
+                    {
+                        "index": 2,
+                        "id": "call_2",
+                        "type": "function",
+                        "function": {"name": "apply_patch", "arguments": ""},
+                    }
+                ]
+            }
+        )
+    )
     for i in range(0, len(patch), step):
-        payloads.append(_chunk({"tool_calls": [{"index": 2,
-                                                "function": {"arguments": patch[i:i + step]}}]}))
-    payloads.append(_chunk({}, "tool_calls"))
-    payloads.append(json.dumps({"id": "chatcmpl-9f8e7d6c5b4a39281706",
-                                "object": "chat.completion.chunk", "choices": [],
-                                "usage": {"prompt_tokens": 21000, "completion_tokens": 1200,
-                                          "total_tokens": 22200,
-                                          "prompt_tokens_details": {"cached_tokens": 20000}}
-                                }).encode())
+        payloads.append(
+            chatChunk(
+                {"tool_calls": [{"index": 2, "function": {"arguments": patch[i : i + step]}}]}
+            )
+        )
+    payloads.append(chatChunk({}, "tool_calls"))
+    payloads.append(
+        json.dumps(
+            {
+                "id": "chatcmpl-9f8e7d6c5b4a39281706",
+                "object": "chat.completion.chunk",
+                "choices": [],
+                "usage": {
+                    "prompt_tokens": 21000,
+                    "completion_tokens": 1200,
+                    "total_tokens": 22200,
+                    "prompt_tokens_details": {"cached_tokens": 20000},
+                },
+            }
+        ).encode()
+    )
     payloads.append(b"[DONE]")
     return payloads
 
@@ -128,7 +164,7 @@ def _hotPathOnly(rounds: int) -> float:
     """
     Text deltas alone (the common case), per chunk.
     """
-    payloads = [_chunk({"content": WORDS[i % len(WORDS)]}) for i in range(1000)]
+    payloads = [chatChunk({"content": WORDS[i % len(WORDS)]}) for i in range(1000)]
     stream = ResponsesStream(CONTEXT)
     stream.start()
     feed = stream.feedData
@@ -146,10 +182,14 @@ def main() -> None:
     inBytes = sum(len(p) for p in payloads)
     elapsed, outBytes = measure(payloads, rounds)
     perChunk = elapsed / (rounds * len(payloads))
-    print(f"stream: {len(payloads)} chunks, {inBytes / 1024:.1f} KiB in, "
-          f"{outBytes / 1024:.1f} KiB of events out")
-    print(f"whole replies: {1 / perChunk:,.0f} chunks/s, {perChunk * 1e6:.2f} us/chunk "
-          f"(best of 3 x {rounds} replies)")
+    print(
+        f"stream: {len(payloads)} chunks, {inBytes / 1024:.1f} KiB in, "
+        f"{outBytes / 1024:.1f} KiB of events out"
+    )
+    print(
+        f"whole replies: {1 / perChunk:,.0f} chunks/s, {perChunk * 1e6:.2f} us/chunk "
+        f"(best of 3 x {rounds} replies)"
+    )
     hot = _hotPathOnly(max(1, rounds // 4))
     print(f"text deltas only: {1 / hot:,.0f} chunks/s, {hot * 1e6:.2f} us/chunk")
     parseOnly = min(_parseTime(payloads) for _ in range(3))
