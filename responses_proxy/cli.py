@@ -1,14 +1,15 @@
-# -*- test-case-name: tests.test_cli -*-
+# -*- test-case-name: tests.test_plugin -*-
 """
 The C{codex-responses-api-proxy} console script (and C{python -m responses_proxy}).
 
-It runs the same service as the twistd plugin, in the foreground, logging to stderr.
-The service is stopped from a before-shutdown trigger, which lets C{/shutdown} flush
-its reply before the reactor drops connections.
+It runs the same service as the twistd plugin, in the foreground, logging to stderr. The
+service is stopped from a before-shutdown trigger, which lets C{/shutdown} flush its reply
+before the reactor drops connections.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -21,15 +22,35 @@ from twisted.logger import (
 )
 from twisted.python import usage
 
-from responses_proxy.tap import Options, makeService
-
-PROG = "codex-responses-api-proxy"
+from responses_proxy.tap import PROG, Options, makeService
 
 
 def _startLogging() -> None:
     predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)
     observer = FilteringLogObserver(textFileLogObserver(sys.stderr), [predicate])
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+
+
+def _parse(options: Options, argv: list[str]) -> int | None:
+    """
+    Parse the command line (which reads the key); an exit status if it ends here
+    (C{--help}, C{--version}, a usage error).
+    """
+    try:
+        try:
+            options.parseOptions(argv)
+        except usage.UsageError as e:
+            print(f"{PROG}: {e}", file=sys.stderr)
+            print(options.getSynopsis(), file=sys.stderr)
+            return 2
+        except SystemExit as e:
+            sys.stdout.flush()
+            return e.code if isinstance(e.code, int) else 1
+    except BrokenPipeError:
+        # "--help | head -1": the reader left; say nothing more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,21 +60,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     @return: the exit status (0 after C{/shutdown} or a signal).
     """
     options = Options()
-    try:
-        options.parseOptions(list(sys.argv[1:] if argv is None else argv))
-    except usage.UsageError as e:
-        print(f"{PROG}: {e}", file=sys.stderr)
-        print(f"usage: {PROG} {options.synopsis}", file=sys.stderr)
-        return 2
+    status = _parse(options, list(sys.argv[1:] if argv is None else argv))
+    if status is not None:
+        return status
 
     from twisted.internet import reactor
 
-    service = makeService(options)
+    service = makeService(options, reactor)
     _startLogging()
     service.privilegedStartService()
     service.startService()
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
-    port = service.listening.boundPort  # type: ignore[attr-defined]
+    port = service.listening.boundPort
     print(f"{PROG} listening on 127.0.0.1:{port}", file=sys.stderr, flush=True)
     reactor.run()
     return 0

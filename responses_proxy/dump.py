@@ -66,7 +66,7 @@ class _Capped:
 
 class Dumper:
     """
-    Creates numbered L{Exchange} records in a directory.
+    Creates numbered L{DumpRecord} records in a directory.
     """
 
     def __init__(self, directory: str, redact: Callable[[bytes], bytes]) -> None:
@@ -80,7 +80,7 @@ class Dumper:
                 highest = max(highest, int(match.group(1)))
         self._next = highest + 1
 
-    def begin(self) -> Exchange:
+    def begin(self) -> DumpRecord:
         """
         Start a new exchange with the next free number.
 
@@ -98,10 +98,10 @@ class Dumper:
                 continue
             except OSError as e:
                 _log.warn("cannot write dumps: {error}", error=e.strerror or str(e))
-                return Exchange(None, self._redact)
+                return DumpRecord(None, self._redact)
             os.close(fd)
-            return Exchange(prefix, self._redact)
-        return Exchange(None, self._redact)
+            return DumpRecord(prefix, self._redact)
+        return DumpRecord(None, self._redact)
 
 
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
@@ -122,7 +122,7 @@ def _writeJSON(path: str, document: dict[str, Any], claimed: bool = False) -> No
         _log.warn("cannot write dump file: {error}", error=getattr(e, "strerror", None) or str(e))
 
 
-class Exchange:
+class DumpRecord:
     """
     One client request and its response, as seen by the proxy.
     """

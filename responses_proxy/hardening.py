@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_hardening -*-
 """
-Process hardening applied before the key is read, as the original's
-C{codex_process_hardening} does.
+Process settings: the hardening applied before the key is read, as the original's
+C{codex_process_hardening} does, and the resource settings applied once the service is
+built (the open-files limit, a frozen heap).
 
 Non-dumpable stops same-uid readers of C{/proc/<pid>/mem} and ptrace; a zero core limit
 keeps the key out of core files; C{LD_*} removal only protects children (the loader
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import os
 import resource
 import sys
@@ -120,3 +122,31 @@ def hardenProcess() -> None:
     _denyAttach()
     disableCoreDumps()
     scrubEnvironment()
+
+
+def raiseFileLimit() -> int:
+    """
+    Raise the soft limit on open files to the hard limit (best effort): every client
+    connection and every upstream connection is a descriptor, and many idle clients
+    must not starve a real request.
+
+    @return: the soft limit now in force, or -1 if it could not be read.
+    """
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY:
+            hard = max(soft, 65536)
+        if soft != resource.RLIM_INFINITY and soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (OSError, ValueError):
+        return -1
+
+
+def freezeHeap() -> None:
+    """
+    Everything built before serving lives for the life of the process: keep the
+    collector from walking it again and again (shorter pauses under load).
+    """
+    gc.collect()
+    gc.freeze()

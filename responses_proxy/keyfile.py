@@ -24,9 +24,7 @@ _PREFIX = b"Bearer "
 _TOKEN_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/")
 _EQUALS = ord("=")
 
-MSG_EMPTY = (
-    "API key must be provided via stdin (e.g. printenv OPENAI_API_KEY | codex-responses-api-proxy)"
-)
+MSG_EMPTY = "API key must be provided via stdin: the key read from stdin was empty"
 MSG_TOO_LARGE = f"API key is too large to fit in the {BUFFER_SIZE}-byte buffer"
 MSG_INVALID = (
     "API key may only contain ASCII letters, numbers and - . _ ~ + /, with optional trailing ="

@@ -11,26 +11,29 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from twisted.application.service import IService
 from twisted.python import usage
 
-from responses_proxy import hardening
+from responses_proxy import __version__, hardening
 from responses_proxy.config import TUNING_ENV, ProxyConfig, StartupError, buildConfig
 from responses_proxy.keyfile import AuthorizationHeader, KeyReadError, readAuthorization
 
+if TYPE_CHECKING:
+    from responses_proxy.web.service import ProxyService
+
+PROG = "codex-responses-api-proxy"
 SYNOPSIS = (
     "[--port PORT] [--server-info FILE] [--http-shutdown] [--upstream-url URL] "
     "[--bridge-to-chat] [--dump-dir DIR]"
 )
 
 
-def exitWithError(error: StartupError, stream: TextIO | None = None) -> NoReturn:
+def exitWithError(error: StartupError) -> NoReturn:
     """
     Print one line and exit with the error's status.
     """
-    print(f"Error: {error}", file=stream if stream is not None else sys.stderr, flush=True)
+    print(f"Error: {error}", file=sys.stderr, flush=True)
     raise SystemExit(error.exitCode)
 
 
@@ -69,10 +72,22 @@ class Options(usage.Options):
         ],
     ]
 
-    # Replaced in tests: the real ones harden this process and read fd 0.
-    harden = staticmethod(hardening.hardenProcess)
-    readKey = staticmethod(readAuthorization)
-    stderr: TextIO | None = None
+    def getSynopsis(self) -> str:
+        """
+        The usage line: it names the console script, or twistd and the plugin under twistd.
+        """
+        if self.parent is None:
+            return f"Usage: {PROG} {SYNOPSIS}"
+        return super().getSynopsis()
+
+    def opt_version(self) -> NoReturn:
+        """
+        Print the proxy's version and exit.
+        """
+        print(f"{PROG} {__version__}")
+        sys.exit(0)
+
+    opt_h = usage.Options.opt_help
 
     def postOptions(self) -> None:
         try:
@@ -86,102 +101,58 @@ class Options(usage.Options):
                 tuning=os.environ.get(TUNING_ENV),
             )
             try:
-                self.harden()
+                hardening.hardenProcess()
             except hardening.HardeningError as e:
                 raise StartupError(str(e).removeprefix("ERROR: "), e.exitCode) from None
             try:
-                self["authorization"] = self.readKey()
+                self["authorization"] = readKeyFromStdin()
             except KeyReadError as e:
                 raise StartupError(str(e)) from None
         except StartupError as e:
-            exitWithError(e, self.stderr)
+            exitWithError(e)
 
 
-def buildService(
-    reactor: Any, config: ProxyConfig, authorization: AuthorizationHeader, harden: bool = True
-) -> IService:
+def readKeyFromStdin() -> AuthorizationHeader:
     """
-    Build the proxy's service tree for a reactor.
-
-    @raise StartupError: the port cannot be bound, the server-info file or the dump
-        directory cannot be written.
+    Read the key from fd 0; on a terminal, say so first and do not echo what is typed.
     """
-    from twisted.web.client import Agent
-
-    from responses_proxy.dump import Dumper
-    from responses_proxy.redact import StreamRedactor
-    from responses_proxy.relay import ResponsesResource, UpstreamClient
-    from responses_proxy.resource import ShutdownResource, StrictSite, buildRoot
-    from responses_proxy.service import (
-        KeyCustodyService,
-        ListeningService,
-        PoolService,
-        ProxyService,
-        bindLoopback,
-        checkServerInfoWritable,
-        makePool,
-        raiseFileLimit,
+    if not os.isatty(0):
+        return readAuthorization()
+    print(
+        f"{PROG}: waiting for the API key on stdin (one line; pipe it in to avoid typing it)",
+        file=sys.stderr,
+        flush=True,
     )
+    import termios
 
-    if config.serverInfo is not None:
-        checkServerInfoWritable(config.serverInfo)
-    dumper = None
-    if config.dumpDir is not None:
-        try:
-            dumper = Dumper(config.dumpDir, StreamRedactor(authorization.key).redact)
-        except OSError as e:
-            raise StartupError(
-                f"cannot use --dump-dir {config.dumpDir}: {e.strerror or e}"
-            ) from None
-
-    pool = makePool(reactor)
-    agent = Agent(reactor, connectTimeout=config.limits.connectTimeout, pool=pool)
-    upstream = UpstreamClient(agent, reactor)
-    leafType: Any = ResponsesResource
-    if config.bridge:
-        from responses_proxy.bridgeresource import BridgeResource
-
-        leafType = BridgeResource
-    leaf = leafType(
-        reactor=reactor,
-        upstream=upstream,
-        upstreamURL=config.upstreamURL,
-        authorization=authorization,
-        limits=config.limits,
-        dumper=dumper,
-    )
-    shutdown = None
-    if config.httpShutdown:
-        shutdown = ShutdownResource(reactor, lambda: _stopReactor(reactor))
-    site = StrictSite(buildRoot(leaf, shutdown), config.limits, reactor=reactor)
-
-    raiseFileLimit()
-    sock = bindLoopback(config.port)
-    parent = ProxyService()
-    KeyCustodyService(authorization, harden=harden).setServiceParent(parent)
-    listening = ListeningService(reactor, sock, site, config.serverInfo)
-    listening.setServiceParent(parent)
-    parent.listening = listening
-    PoolService(pool).setServiceParent(parent)
-    return parent
+    try:
+        saved = termios.tcgetattr(0)
+    except termios.error:
+        return readAuthorization()
+    quiet = list(saved)
+    quiet[3] &= ~termios.ECHO
+    termios.tcsetattr(0, termios.TCSANOW, quiet)
+    try:
+        return readAuthorization()
+    finally:
+        termios.tcsetattr(0, termios.TCSANOW, saved)
+        print(file=sys.stderr, flush=True)
 
 
-def _stopReactor(reactor: Any) -> None:
-    if getattr(reactor, "running", True):
-        reactor.stop()
-
-
-def makeService(options: Options) -> IService:
+def makeService(options: Options, reactor: Any = None) -> ProxyService:
     """
-    twistd's entry point: the reactor is installed by now, so import it here.
+    twistd's entry point (and the console script's): the reactor is installed by now, so
+    it is imported here unless one is given.
     """
-    from twisted.internet import reactor
+    if reactor is None:
+        from twisted.internet import reactor
+    from responses_proxy.build import buildService
 
     config: ProxyConfig = options["config"]
     try:
         service = buildService(reactor, config, options["authorization"])
     except StartupError as e:
-        exitWithError(e, options.stderr)
+        exitWithError(e)
     for warning in config.warnings:
-        print(f"warning: {warning}", file=options.stderr or sys.stderr, flush=True)
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     return service

@@ -11,17 +11,22 @@ from typing import Any
 
 from treq.testing import RequestTraversalAgent
 from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.web.iweb import IAgent
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
+from zope.interface import implementer
 
-from responses_proxy.config import Limits
+from responses_proxy.build import buildService
+from responses_proxy.config import Limits, ProxyConfig
 from responses_proxy.keyfile import AuthorizationHeader
-from responses_proxy.relay import BodyProducerFactory, ResponsesResource, UpstreamClient
-from responses_proxy.resource import ShutdownResource, StrictSite, buildRoot
+from responses_proxy.web.front import StrictSite
+from responses_proxy.web.timers import Clock
 
 KEY = b"sk-UNITTESTKEY0123456789abcdef"
 UPSTREAM_URL = "http://upstream.test/v1/responses?api-version=1"
+BRIDGE_URL = "http://upstream.test/v1/chat/completions"
 
 
 class RecordingUpstream(Resource):
@@ -41,6 +46,36 @@ class RecordingUpstream(Resource):
         request.bodyBytes = request.content.read()
         self.requests.append(request)
         return NOT_DONE_YET
+
+
+@implementer(IAgent)
+class CapturingAgent:
+    """
+    An agent that reads each request body as bytes and never answers.
+
+    @ivar bodies: the bodies read so far.
+    """
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+
+    def request(
+        self, method: bytes, uri: bytes, headers: Any = None, bodyProducer: Any = None
+    ) -> Deferred[Any]:
+        consumer = _BytesConsumer()
+        if bodyProducer is not None:
+            bodyProducer.startProducing(consumer).addCallback(
+                lambda _: self.bodies.append(b"".join(consumer.parts))
+            )
+        return Deferred()
+
+
+class _BytesConsumer:
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.parts.append(data)
 
 
 class ClientConnection:
@@ -72,7 +107,10 @@ class ClientConnection:
 
 class MemoryProxy:
     """
-    The proxy wired in memory.
+    The proxy built by the production wiring (L{buildService}) on a fake reactor, with
+    treq's in-memory agent for the upstream.
+
+    @ivar stopped: how often the service asked the reactor to stop.
     """
 
     def __init__(
@@ -86,36 +124,27 @@ class MemoryProxy:
         self.limits = limits or Limits()
         self.upstreamResource = RecordingUpstream()
         self.agent = agent if agent is not None else RequestTraversalAgent(self.upstreamResource)
-        if isinstance(self.agent, RequestTraversalAgent):
-            # The fake upstream's own Site must not parse forms either (tests send some).
-            self.agent._serverFactory._parsePOSTFormSubmission = False
         self.authorization = AuthorizationHeader(b"Bearer " + KEY, locked=False)
-        self.upstream = UpstreamClient(self.agent, self.clock)
-        self.stopped = 0
-        if bridge:
-            from responses_proxy.bridgeresource import BridgeResource
+        config = ProxyConfig(
+            upstreamURL=BRIDGE_URL if bridge else UPSTREAM_URL,
+            bridge=bridge,
+            httpShutdown=httpShutdown,
+            limits=self.limits,
+        )
+        self.service = buildService(
+            self.clock,
+            config,
+            self.authorization,
+            clock=Clock(self.clock, self.clock.seconds),
+            agent=self.agent,
+        )
+        # Adopting the bound socket into the fake reactor closes the real one.
+        self.service.listening.startService()
+        self.site: StrictSite = self.service.site
 
-            leaf: Any = BridgeResource(
-                reactor=self.clock,
-                upstream=self.upstream,
-                upstreamURL="http://upstream.test/v1/chat/completions",
-                authorization=self.authorization,
-                limits=self.limits,
-            )
-        else:
-            leaf = ResponsesResource(
-                reactor=self.clock,
-                upstream=self.upstream,
-                upstreamURL=UPSTREAM_URL,
-                authorization=self.authorization,
-                limits=self.limits,
-                bodyProducer=BodyProducerFactory(self.clock),
-            )
-        shutdown = ShutdownResource(self.clock, self._stop) if httpShutdown else None
-        self.site = StrictSite(buildRoot(leaf, shutdown), self.limits, reactor=self.clock)
-
-    def _stop(self) -> None:
-        self.stopped += 1
+    @property
+    def stopped(self) -> int:
+        return 1 if self.clock.hasStopped else 0
 
     def connect(self) -> ClientConnection:
         return ClientConnection(self.site)

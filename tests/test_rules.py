@@ -13,7 +13,8 @@ import sys
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from responses_proxy import dump, hardening, headers, policy
+from responses_proxy import admission as policy
+from responses_proxy import dump, hardening, headers
 from responses_proxy.config import DEFAULT_UPSTREAM, Limits, StartupError, buildConfig
 from responses_proxy.redact import REDACTED, StreamRedactor
 
@@ -409,7 +410,7 @@ class FileLimitTests(SynchronousTestCase):
         """A low soft limit is raised to the hard one (checked in a child process)."""
         code = (
             "import resource\n"
-            "from responses_proxy.service import raiseFileLimit\n"
+            "from responses_proxy.hardening import raiseFileLimit\n"
             "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
             "resource.setrlimit(resource.RLIMIT_NOFILE, (min(256, hard), hard))\n"
             "print(raiseFileLimit() == resource.getrlimit(resource.RLIMIT_NOFILE)[1])\n"

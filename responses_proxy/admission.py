@@ -1,9 +1,10 @@
-# -*- test-case-name: tests.test_policy -*-
+# -*- test-case-name: tests.test_admission -*-
 """
 Which requests the proxy admits, decided on the raw request line and headers.
 
-Pure functions: the resource tree and the channel call them, so the rules are tested
-without sockets. The target is compared as raw bytes (no decoding, no normalisation),
+Pure functions, the one place for these rules: the request calls L{admit} before the
+resource tree sees anything, and the channel asks the same question before it sends
+C{100 Continue}. The target is compared as raw bytes (no decoding, no normalisation),
 because anything a decoder would accept beyond the exact string is a way around the
 allow-list.
 """
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
+
+import attrs
 
 RESPONSES_TARGET = b"/v1/responses"
 SHUTDOWN_TARGET = b"/shutdown"
@@ -103,3 +106,37 @@ def refusalReason(hosts: Sequence[bytes] | None, hasOrigin: bool, hasFetchSite: 
     if hasFetchSite:
         return "Sec-Fetch-Site header present"
     return None
+
+
+@attrs.frozen
+class Refusal:
+    """
+    Why a request is refused: the status to answer and a reason for the log line (the
+    403 body stays empty, as in the original).
+    """
+
+    status: int
+    reason: str
+
+
+def admit(
+    method: bytes,
+    target: bytes,
+    hosts: Sequence[bytes] | None,
+    hasOrigin: bool,
+    hasFetchSite: bool,
+    shutdownEnabled: bool,
+) -> Refusal | None:
+    """
+    The whole admission rule: L{None} for a request the proxy serves, else a L{Refusal}.
+
+    @param shutdownEnabled: whether C{--http-shutdown} was given.
+    """
+    reason = refusalReason(hosts, hasOrigin, hasFetchSite)
+    if reason is not None:
+        return Refusal(403, reason)
+    if isResponsesRequest(method, target):
+        return None
+    if isShutdownRequest(method, target):
+        return None if shutdownEnabled else Refusal(403, "shutdown is disabled")
+    return Refusal(403, "target not allowed")

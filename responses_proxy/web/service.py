@@ -1,55 +1,32 @@
-# -*- test-case-name: tests.test_service -*-
+# -*- test-case-name: tests.test_tap -*-
 """
-The services both entry points run: key custody, the listening port with its
-server-info file, and the upstream connection pool.
+The services both entry points run: key custody, the listening port with its server-info
+file, and the upstream connection pool.
 
-The socket is bound before the service starts (so a port in use is a start-up error
-that surfaces before twistd daemonizes) and handed to the reactor when the service
-starts, in the process that will serve (so the server-info pid is the daemon's).
+The socket is bound before the service starts (so a port in use is a start-up error that
+surfaces before twistd daemonizes) and handed to the reactor when the service starts, in
+the process that will serve (so the server-info pid is the daemon's).
 """
 
 from __future__ import annotations
 
-import gc
 import json
 import os
-import resource
 import socket
 import tempfile
-from typing import Any
 
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IListeningPort
+from twisted.internet.interfaces import IListeningPort, IReactorSocket
 from twisted.logger import Logger
-from twisted.web._newclient import HTTP11ClientProtocol
-from twisted.web.client import HTTPConnectionPool, _HTTP11ClientFactory
+from twisted.web.client import HTTPConnectionPool
+from twisted.web.server import Site
 
 from responses_proxy import hardening
 from responses_proxy.config import StartupError
-from responses_proxy.headers import connectionTokens
 from responses_proxy.keyfile import AuthorizationHeader, lockBytes
 
 _log = Logger(namespace="responses_proxy")
-
-
-def raiseFileLimit() -> int:
-    """
-    Raise the soft limit on open files to the hard limit (best effort): every client
-    connection and every upstream connection is a descriptor, and many idle clients
-    must not starve a real request.
-
-    @return: the soft limit now in force.
-    """
-    try:
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if hard == resource.RLIM_INFINITY:
-            hard = max(soft, 65536)
-        if soft != resource.RLIM_INFINITY and soft < hard:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    except (OSError, ValueError):
-        return -1
 
 
 def bindLoopback(port: int) -> socket.socket:
@@ -73,8 +50,8 @@ def bindLoopback(port: int) -> socket.socket:
 
 def _makeParents(path: str) -> None:
     """
-    Create missing parent directories as 0755 whatever the umask (twistd daemonizes
-    with umask 0077, and the unprivileged user must be able to reach the file).
+    Create missing parent directories as 0755 whatever the umask (twistd daemonizes with
+    umask 0077, and the unprivileged user must be able to reach the file).
     """
     parent = os.path.dirname(path)
     missing: list[str] = []
@@ -126,21 +103,24 @@ class ListeningService(Service):
     """
     Hands the pre-bound socket to the reactor, then writes the server-info file.
 
-    twistd calls L{privilegedStartService} (after daemonizing) and then
-    L{startService}; C{twist} calls only the latter, so either adopts the socket once.
+    twistd calls L{privilegedStartService} (after daemonizing) and then L{startService};
+    C{twist} calls only the latter, so either adopts the socket once.
     """
 
     def __init__(
-        self, reactor: Any, sock: socket.socket, factory: Any, serverInfo: str | None
+        self, reactor: IReactorSocket, sock: socket.socket, site: Site, serverInfo: str | None
     ) -> None:
         self._reactor = reactor
         self._socket: socket.socket | None = sock
-        self._factory = factory
+        self._site = site
         self._serverInfo = serverInfo
         self.port: IListeningPort | None = None
 
     @property
     def boundPort(self) -> int:
+        """
+        The TCP port this service listens (or will listen) on.
+        """
         if self.port is not None:
             return self.port.getHost().port
         assert self._socket is not None
@@ -159,7 +139,7 @@ class ListeningService(Service):
             return
         sock, self._socket = self._socket, None
         try:
-            self.port = self._reactor.adoptStreamPort(sock.fileno(), socket.AF_INET, self._factory)
+            self.port = self._reactor.adoptStreamPort(sock.fileno(), socket.AF_INET, self._site)
         finally:
             sock.close()
         if self._serverInfo is not None:
@@ -178,13 +158,12 @@ class ListeningService(Service):
 
 class KeyCustodyService(Service):
     """
-    Re-apply what C{fork} and a uid change undo: memory locks are not inherited by
-    the daemon, and a uid/gid change resets the dumpable flag.
+    Re-apply what C{fork} and a uid change undo: memory locks are not inherited by the
+    daemon, and a uid/gid change resets the dumpable flag.
     """
 
-    def __init__(self, authorization: AuthorizationHeader, harden: bool = True) -> None:
+    def __init__(self, authorization: AuthorizationHeader) -> None:
         self._authorization = authorization
-        self._harden = harden
 
     def privilegedStartService(self) -> None:
         super().privilegedStartService()
@@ -195,68 +174,7 @@ class KeyCustodyService(Service):
 
     def startService(self) -> None:
         super().startService()
-        if self._harden:
-            hardening.setNonDumpable()
-
-
-class _ConnectionAwareProtocol(HTTP11ClientProtocol):
-    """
-    Tells the relay which headers the upstream's C{Connection} header lists.
-
-    Twisted's response parser keeps connection-control headers (C{Connection}
-    itself among them) out of C{response.headers}, so without this the relay
-    could not drop the hop-by-hop headers C{Connection} names.
-    """
-
-    def request(self, request: Any) -> Deferred[Any]:
-        d = super().request(request)
-        parser = self._parser
-
-        def note(response: Any) -> Any:
-            if parser is not None:
-                response.connectionTokens = connectionTokens(parser.connHeaders.getAllRawHeaders())
-            return response
-
-        return d.addCallback(note)
-
-
-class _QuietClientFactory(_HTTP11ClientFactory):
-    """
-    The pool's connection factory: no "Starting factory" log noise, and protocols
-    that report the C{Connection} header's tokens.
-    """
-
-    noisy = False
-
-    def buildProtocol(self, addr: Any) -> HTTP11ClientProtocol:
-        return _ConnectionAwareProtocol(self._quiescentCallback)
-
-
-class UpstreamPool(HTTPConnectionPool):
-    """
-    The upstream connection pool: persistent connections, dropped a little before a
-    typical server's keep-alive timeout so a reused connection is rarely a dead one.
-    """
-
-    _factory = _QuietClientFactory
-    maxPersistentPerHost = 32
-    cachedConnectionTimeout = 50
-
-    def _putConnection(self, key: Any, connection: Any) -> None:
-        # A body cut with stopProducing() may still end in the same read; the
-        # connection then comes back "quiescent" while it is closing, and the next
-        # request written on it would fail. Never cache a closing connection.
-        transport = getattr(connection, "transport", None)
-        if transport is None or getattr(transport, "disconnecting", False):
-            return
-        super()._putConnection(key, connection)
-
-
-def makePool(reactor: Any, persistent: bool = True) -> HTTPConnectionPool:
-    """
-    The pool the service owns (closed when it stops).
-    """
-    return UpstreamPool(reactor, persistent=persistent)
+        hardening.setNonDumpable()
 
 
 class PoolService(Service):
@@ -274,14 +192,24 @@ class PoolService(Service):
 
 class ProxyService(MultiService):
     """
-    The whole proxy; L{listening} tells where it listens.
+    The whole proxy.
+
+    @ivar listening: where it listens.
+    @ivar site: the HTTP site it serves.
     """
 
-    listening: ListeningService
+    def __init__(self, site: Site, listening: ListeningService, *others: Service) -> None:
+        """
+        @param others: the other services, started in this order, before C{listening}
+            (so the key is locked again before anything is served).
+        """
+        super().__init__()
+        self.listening = listening
+        self.site = site
+        for child in others:
+            child.setServiceParent(self)
+        listening.setServiceParent(self)
 
     def startService(self) -> None:
         super().startService()
-        # Everything built so far lives for the life of the process: keep the
-        # collector from walking it again and again (shorter pauses under load).
-        gc.collect()
-        gc.freeze()
+        hardening.freezeHeap()

@@ -1,0 +1,419 @@
+# -*- test-case-name: tests.test_front -*-
+"""
+The strict HTTP front: the channel's limits, admission, the resource tree, and the one way
+an error is written to a client.
+
+Twisted's own request processing decodes the path, short-cuts C{*}, adds C{Server} and a
+default C{Content-Type}, sends C{100 Continue} to any request, and has no header deadline,
+body deadline or body cap. The classes here keep Twisted's parser and resource dispatch but
+decide on the raw request line (L{admission.admit}), so nothing a decoder would accept gets
+past the allow-list. They override only public hooks of C{HTTPChannel} and C{Request}.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import ITCPTransport
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web import http, server
+from twisted.web.iweb import IRequest
+from twisted.web.resource import IResource, Resource
+
+from responses_proxy import admission
+from responses_proxy.config import Limits
+from responses_proxy.replies import errorBody, rawResponse
+from responses_proxy.web.timers import Clock
+
+_log = Logger(namespace="responses_proxy")
+
+_MAX_TARGET_LOG = 200
+
+
+def _text(value: bytes, limit: int = _MAX_TARGET_LOG) -> str:
+    return value[:limit].decode("ascii", "backslashreplace")
+
+
+def writeError(request: IRequest, status: int, body: bytes) -> None:
+    """
+    Answer a request with a JSON error body and finish it (nothing if it is over).
+    """
+    if request.finished or getattr(request, "clientGone", False):
+        return
+    request.setResponseCode(status)
+    request.setHeader(b"content-type", b"application/json")
+    request.setHeader(b"content-length", b"%d" % len(body))
+    request.write(body)
+    request.finish()
+
+
+def internalError(request: IRequest, failure: Failure) -> None:
+    """
+    The last errback of every chain that answers a client: a bug must end the client's
+    request (500, or a cut connection once a body has started), never leave it hanging.
+    The failure is logged without local variables.
+    """
+    _log.failure("internal error while handling a request", failure=failure)
+    if request.finished or getattr(request, "clientGone", False):
+        return
+    if request.startedWriting:
+        request.loseConnection()
+        return
+    writeError(
+        request,
+        http.INTERNAL_SERVER_ERROR,
+        errorBody("internal proxy error", "server_error", "server_error"),
+    )
+
+
+def forbid(request: IRequest) -> bytes:
+    """
+    The empty 403 of the original.
+    """
+    request.setResponseCode(http.FORBIDDEN)
+    request.setHeader(b"content-length", b"0")
+    return b""
+
+
+class Forbidden(Resource):
+    """
+    A leaf that refuses every method on every sub-path (only reached if the tree and
+    L{admission.admit} ever disagree).
+    """
+
+    isLeaf = True
+
+    def render(self, request: IRequest) -> bytes:
+        return forbid(request)
+
+
+class StrictNode(Resource):
+    """
+    An inner node: only its explicit children exist; a direct hit is refused.
+    """
+
+    def getChild(self, path: bytes, request: IRequest) -> IResource:
+        return Forbidden()
+
+    def render(self, request: IRequest) -> bytes:
+        return forbid(request)
+
+
+def buildRoot(responses: IResource, shutdown: IResource | None) -> Resource:
+    """
+    The tree: C{/v1/responses} and, with C{--http-shutdown}, C{/shutdown}.
+    """
+    root = StrictNode()
+    v1 = StrictNode()
+    root.putChild(b"v1", v1)
+    v1.putChild(b"responses", responses)
+    if shutdown is not None:
+        root.putChild(b"shutdown", shutdown)
+    return root
+
+
+class StrictRequest(server.Request):
+    """
+    A request admitted on its raw request line and headers before the tree sees it.
+
+    @ivar upstreamStatus: the upstream's status, for the access log line.
+    @ivar clientGone: the client went away before the response was finished.
+    @ivar refusal: why the request was refused, for the access log line.
+    """
+
+    defaultContentType = None
+    upstreamStatus: int | None = None
+    clientGone = False
+    refusal: str | None = None
+    _started: float = 0.0
+    _bodySize = 0
+
+    def gotLength(self, length: int | None) -> None:
+        self._started = time.monotonic()
+        super().gotLength(length)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        self._bodySize += len(data)
+        channel = self.channel
+        if isinstance(channel, StrictHTTPChannel) and self._bodySize > channel.limits.maxBodyBytes:
+            channel.refuseBodyTooLarge()
+            return
+        super().handleContentChunk(data)
+
+    def process(self) -> None:
+        self.site = self.channel.site
+        self.notifyFinish().addBoth(self._ended)
+        headers = self.requestHeaders
+        refused = admission.admit(
+            self.method,
+            self.uri,
+            headers.getRawHeaders(b"host"),
+            headers.hasHeader(b"origin"),
+            headers.hasHeader(b"sec-fetch-site"),
+            self.site.shutdownEnabled,
+        )
+        if refused is not None:
+            self.refusal = refused.reason
+            self.setResponseCode(refused.status)
+            self.setHeader(b"content-length", b"0")
+            self.finish()
+            return
+        self.prepath = []
+        # Raw segments: no percent-decoding (admit() already matched the exact target).
+        self.postpath = self.path[1:].split(b"/")
+        try:
+            self.render(self.site.getResourceFor(self))
+        except BaseException:
+            self.processingFailed(Failure())
+
+    def processingFailed(self, reason: Failure) -> None:
+        """
+        A bug: log it (no locals are captured) and answer 500 without detail.
+        """
+        internalError(self, reason)
+
+    def _ended(self, result: object) -> None:
+        if isinstance(result, Failure):
+            self.clientGone = True
+        _log.info(
+            "{method} {target} {status} {bytesOut}B {duration:.3f}s upstream={upstream}{refusal}",
+            method=_text(self.method),
+            target=_text(self.uri),
+            status=self.code,
+            bytesOut=self.sentLength,
+            duration=time.monotonic() - self._started if self._started else 0.0,
+            upstream=self.upstreamStatus if self.upstreamStatus is not None else "-",
+            refusal=f" refused: {self.refusal}" if self.refusal else "",
+            disconnected=self.clientGone,
+        )
+
+
+class StrictHTTPChannel(http.HTTPChannel):
+    """
+    An HTTP/1.1 channel with the limits Twisted does not have: a deadline for the request
+    line and headers, an idle deadline while a body is being sent, a body size cap and an
+    idle deadline between requests, all on the monotonic clock. C{100 Continue} is only
+    sent to requests that could be accepted.
+
+    The request line is parsed here as it arrives (Twisted keeps its own parse private),
+    so admission can be decided before the body is read.
+    """
+
+    limits: Limits = Limits()
+    clock: Clock
+    _refused = False
+    _busy = False
+    _inHead = False
+    _requestLine: tuple[bytes, bytes, bytes] = (b"-", b"-", b"-")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._closedWaiters: list[Deferred[None]] = []
+
+    def connectionMade(self) -> None:
+        limits = self.limits
+        self._headerDeadline = self.clock.deadline(limits.headerTimeout, self._headersTooSlow)
+        self._bodyDeadline = self.clock.deadline(limits.bodyIdleTimeout, self._bodyTooSlow)
+        self._idleDeadline = self.clock.deadline(limits.idleTimeout, self._idle)
+        self._abortDeadline = self.clock.deadline(self.abortTimeout, self._forceClose)
+        super().connectionMade()
+        self._idleDeadline.start()
+
+    def notifyClosed(self) -> Deferred[None]:
+        """
+        A L{Deferred} that fires when the connection is closed.
+        """
+        d: Deferred[None] = Deferred()
+        self._closedWaiters.append(d)
+        return d
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._refused:
+            return
+        if not self._busy:
+            # A request begins: its own deadlines replace the idle one until the whole
+            # request has arrived.
+            self._busy = True
+            self._idleDeadline.cancel()
+            self._headerDeadline.start()
+        super().dataReceived(data)
+
+    def lineReceived(self, line: bytes) -> None:
+        if self._refused:
+            return
+        if not self._inHead:
+            if line:
+                self._inHead = True
+                parts = line.split(b" ")
+                if len(parts) == 3:
+                    self._requestLine = (parts[0], parts[1], parts[2])
+        elif not line:
+            self._inHead = False
+        super().lineReceived(line)
+
+    def allHeadersReceived(self) -> None:
+        self._headerDeadline.cancel()
+        request = self.requests[-1]
+        headers = request.requestHeaders
+        lengths = headers.getRawHeaders(b"content-length")
+        if lengths:
+            # Twisted has checked it is one plain decimal by now.
+            length: int | None = int(lengths[0])
+        else:
+            length = None if headers.hasHeader(b"transfer-encoding") else 0
+        if length is not None and length > self.limits.maxBodyBytes:
+            self.refuseBodyTooLarge()
+            return
+        if headers.hasHeader(b"expect") and not self._couldAccept(request):
+            # Twisted answers "Expect: 100-continue" itself; a request that will be
+            # refused must not be invited to send its body.
+            headers.removeHeader(b"expect")
+        super().allHeadersReceived()
+        if length != 0:
+            self._bodyDeadline.start()
+
+    def _couldAccept(self, request: http.Request) -> bool:
+        method, target, _ = self._requestLine
+        headers = request.requestHeaders
+        return (
+            admission.admit(
+                method,
+                target,
+                headers.getRawHeaders(b"host"),
+                headers.hasHeader(b"origin"),
+                headers.hasHeader(b"sec-fetch-site"),
+                self.site.shutdownEnabled,
+            )
+            is None
+        )
+
+    def rawDataReceived(self, data: bytes) -> None:
+        if self._refused:
+            return
+        self._bodyDeadline.touch()
+        super().rawDataReceived(data)
+
+    def allContentReceived(self) -> None:
+        if self._refused:
+            return
+        self._bodyDeadline.cancel()
+        super().allContentReceived()
+
+    def requestDone(self, request: http.Request) -> None:
+        self._busy = False
+        super().requestDone(request)
+        if not self._busy and self.persistent and self.transport is not None:
+            self._idleDeadline.start()
+
+    def refuseBodyTooLarge(self) -> None:
+        """
+        The body is, or has grown, over the cap: answer 413 before it is forwarded.
+        """
+        self._refuse(
+            413,
+            b"Payload Too Large",
+            errorBody(
+                f"request body exceeds {self.limits.maxBodyBytes} bytes",
+                "invalid_request_error",
+                "request_too_large",
+            ),
+        )
+
+    def _headersTooSlow(self) -> None:
+        self._refuse(408, b"Request Timeout")
+
+    def _bodyTooSlow(self) -> None:
+        self._refuse(408, b"Request Timeout")
+
+    def _idle(self) -> None:
+        self._closeAndWatch()
+
+    def _refuse(self, status: int, phrase: bytes, body: bytes = b"") -> None:
+        """
+        Answer from the channel itself and close: the request never reaches the tree.
+        """
+        if self._refused:
+            return
+        self._refused = True
+        self._stopDeadlines()
+        self.transport.write(rawResponse(status, phrase, body))
+        method, target, _ = self._requestLine
+        _log.info(
+            "{method} {target} {status} refused by the channel",
+            method=_text(method),
+            target=_text(target),
+            status=status,
+        )
+        self._closeAndWatch(halfClose=True)
+
+    def _closeAndWatch(self, halfClose: bool = False) -> None:
+        """
+        Close the connection, and force it shut if the client never lets go.
+
+        @param halfClose: send FIN after the reply but keep reading, so a client still
+            sending its body reads the answer instead of a reset.
+        """
+        self._abortDeadline.start()
+        transport = self.transport
+        if transport is None or getattr(transport, "disconnecting", False):
+            return
+        if halfClose and ITCPTransport.providedBy(transport):
+            transport.unregisterProducer()
+            transport.loseWriteConnection()
+        else:
+            self.loseConnection()
+
+    def _forceClose(self) -> None:
+        if self.transport is not None:
+            self.transport.abortConnection()
+
+    def _stopDeadlines(self) -> None:
+        self._headerDeadline.cancel()
+        self._bodyDeadline.cancel()
+        self._idleDeadline.cancel()
+
+    def connectionLost(self, reason: Failure) -> None:
+        self._stopDeadlines()
+        self._abortDeadline.cancel()
+        super().connectionLost(reason)
+        waiters, self._closedWaiters = self._closedWaiters, []
+        for d in waiters:
+            d.callback(None)
+
+
+class StrictSite(server.Site):
+    """
+    A site speaking only HTTP/1.x through L{StrictHTTPChannel}, with no access log of its
+    own (the request logs one line itself), no Twisted idle timer (the channel keeps its
+    own, monotonic) and no form parsing.
+
+    @ivar shutdownEnabled: whether C{GET /shutdown} is admitted.
+    """
+
+    protocol = StrictHTTPChannel  # type: ignore[assignment]
+    requestFactory = StrictRequest
+    noisy = False
+    displayTracebacks = False
+
+    def __init__(
+        self, root: IResource, limits: Limits, clock: Clock, shutdownEnabled: bool
+    ) -> None:
+        # No form parsing: a multipart body must be forwarded as bytes, not refused.
+        super().__init__(root, timeout=None, reactor=clock.reactor, parsePOSTFormSubmission=False)
+        self.limits = limits
+        self.clock = clock
+        self.shutdownEnabled = shutdownEnabled
+
+    def buildProtocol(self, addr: Any) -> StrictHTTPChannel:
+        channel = super().buildProtocol(addr)
+        channel.limits = self.limits
+        channel.clock = self.clock
+        return channel
+
+    def log(self, request: Any) -> None:
+        """
+        No combined-log-format line; L{StrictRequest} logs its own.
+        """

@@ -1,0 +1,291 @@
+# -*- test-case-name: tests.test_upstream -*-
+"""
+The HTTP client both leaves use: treq over an C{Agent} with the service's pool, and the
+mapping of a failed upstream request to the 502 or 504 a client can act on.
+
+treq is driven with no redirects (passed through, never followed: a redirect must not
+carry the key elsewhere), a cookie jar that stores nothing (the proxy serves many callers),
+and its streaming (unbuffered) responses. The connect deadline is the proxy's own, on the
+monotonic clock, applied through a public endpoint factory.
+"""
+
+from __future__ import annotations
+
+import os
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import Any
+
+import attrs
+from treq.client import HTTPClient
+from twisted.internet import error as ierror
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.interfaces import IProtocolFactory, IStreamClientEndpoint
+from twisted.internet.task import Cooperator
+from twisted.python.failure import Failure
+from twisted.web.client import (
+    Agent,
+    BrowserLikePolicyForHTTPS,
+    FileBodyProducer,
+    HTTPConnectionPool,
+    RequestNotSent,
+    ResponseFailed,
+    ResponseNeverReceived,
+)
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import IAgent, IAgentEndpointFactory, IBodyProducer, IResponse
+from zope.interface import implementer
+
+from responses_proxy.web._twistedpool import UpstreamPool
+from responses_proxy.web.timers import Clock
+
+HeaderPairs = list[tuple[bytes, list[bytes]]]
+
+
+class _RefuseAllCookies(DefaultCookiePolicy):
+    """
+    A cookie policy that stores nothing: an upstream cookie must never be replayed on
+    someone else's request.
+    """
+
+    def set_ok(self, cookie: Any, request: Any) -> bool:
+        return False
+
+    def return_ok(self, cookie: Any, request: Any) -> bool:
+        return False
+
+
+@implementer(IStreamClientEndpoint)
+class _DeadlineEndpoint:
+    """
+    An endpoint whose connection attempt is given up after a monotonic deadline, with
+    C{TimeoutError} (reported as 504).
+    """
+
+    def __init__(self, endpoint: IStreamClientEndpoint, clock: Clock, seconds: float) -> None:
+        self._endpoint = endpoint
+        self._clock = clock
+        self._seconds = seconds
+
+    def connect(self, protocolFactory: IProtocolFactory) -> Deferred[Any]:
+        attempt = self._endpoint.connect(protocolFactory)
+        timedOut = []
+
+        def expired() -> None:
+            timedOut.append(True)
+            attempt.cancel()
+
+        deadline = self._clock.deadline(self._seconds, expired)
+        deadline.start()
+
+        def settled(result: Any) -> Any:
+            deadline.cancel()
+            if timedOut and isinstance(result, Failure):
+                return Failure(ierror.TimeoutError("connecting to the upstream"))
+            return result
+
+        return attempt.addBoth(settled)
+
+
+@implementer(IAgentEndpointFactory)
+class UpstreamEndpoints:
+    """
+    What C{Agent} does by default (a C{HostnameEndpoint}, wrapped in TLS for https with
+    certificates verified against the platform's trust store), with the proxy's own
+    connect deadline.
+    """
+
+    def __init__(self, clock: Clock, connectTimeout: float) -> None:
+        self._clock = clock
+        self._connectTimeout = connectTimeout
+        self._tls = BrowserLikePolicyForHTTPS()
+
+    def endpointForURI(self, uri: Any) -> IStreamClientEndpoint:
+        # Twisted's own attempt limit stays as a backstop well behind the deadline.
+        endpoint: IStreamClientEndpoint = HostnameEndpoint(
+            self._clock.reactor,
+            uri.host.decode("ascii"),
+            uri.port,
+            timeout=self._connectTimeout + 60,
+        )
+        if uri.scheme == b"https":
+            endpoint = wrapClientTLS(self._tls.creatorForNetloc(uri.host, uri.port), endpoint)
+        return _DeadlineEndpoint(endpoint, self._clock, self._connectTimeout)
+
+
+def makeAgent(clock: Clock, connectTimeout: float) -> tuple[IAgent, HTTPConnectionPool]:
+    """
+    The production agent and the pool the service owns (closed when it stops).
+    """
+    pool = UpstreamPool(clock.reactor, persistent=True)
+    agent = Agent.usingEndpointFactory(
+        clock.reactor, UpstreamEndpoints(clock, connectTimeout), pool=pool
+    )
+    return agent, pool
+
+
+@implementer(IAgent)
+class _VerbatimAgent:
+    """
+    Undo what treq's C{ContentDecoderAgent} does around this agent.
+
+    treq always asks for gzip and decodes it. Below that wrapper this agent removes the
+    C{Accept-Encoding} it appended (the client's own is forwarded as sent) and hides the
+    response's C{Content-Encoding} under a private name, which L{UpstreamClient} puts
+    back, so the body is relayed exactly as the upstream encoded it.
+    """
+
+    def __init__(self, agent: IAgent, marker: bytes) -> None:
+        self._agent = agent
+        self._marker = marker
+
+    def request(
+        self,
+        method: bytes,
+        uri: bytes,
+        headers: Headers | None = None,
+        bodyProducer: IBodyProducer | None = None,
+    ) -> Deferred[IResponse]:
+        if headers is not None:
+            values = headers.getRawHeaders(b"accept-encoding")
+            if values and values[-1] == b"gzip":
+                headers = headers.copy()
+                if len(values) == 1:
+                    headers.removeHeader(b"accept-encoding")
+                else:
+                    headers.setRawHeaders(b"accept-encoding", values[:-1])
+        d = self._agent.request(method, uri, headers, bodyProducer)
+        return d.addCallback(self._hideEncoding)
+
+    def _hideEncoding(self, response: IResponse) -> IResponse:
+        values = response.headers.getRawHeaders(b"content-encoding")
+        if values is not None:
+            response.headers.removeHeader(b"content-encoding")
+            response.headers.setRawHeaders(self._marker, values)
+        return response
+
+
+class UpstreamClient:
+    """
+    treq configured as a proxy needs it.
+
+    @param agent: the L{IAgent} doing the work (see L{makeAgent}; an in-memory agent in
+        tests).
+    """
+
+    def __init__(self, agent: IAgent, clock: Clock) -> None:
+        self._marker = b"x-responses-proxy-encoding-" + os.urandom(8).hex().encode()
+        self._http = HTTPClient(
+            _VerbatimAgent(agent, self._marker), cookiejar=CookieJar(_RefuseAllCookies())
+        )
+        self._reactor = clock.reactor
+        self._cooperator = Cooperator(scheduler=clock.callSoon)
+
+    def bodyProducer(self, content: Any) -> IBodyProducer:
+        """
+        Stream a buffered request body (a file object) upstream in pieces on this reactor.
+        """
+        content.seek(0)
+        return FileBodyProducer(content, cooperator=self._cooperator)
+
+    def request(
+        self, method: bytes, url: str, headers: HeaderPairs, body: IBodyProducer | bytes | None
+    ) -> Deferred[IResponse]:
+        """
+        Send one request; the response body is not buffered.
+        """
+        raw = Headers()
+        for name, values in headers:
+            raw.setRawHeaders(name, values)
+        d = self._http.request(
+            method.decode("ascii"),
+            url,
+            headers=raw,
+            data=body,
+            allow_redirects=False,
+            unbuffered=True,
+            reactor=self._reactor,
+        )
+        return d.addCallback(self._restoreEncoding)
+
+    def _restoreEncoding(self, response: IResponse) -> IResponse:
+        headers = response.headers
+        # Whatever Content-Encoding is here now was made up by ContentDecoderAgent
+        # (it turns "none" into an empty header): the real one is under the marker.
+        headers.removeHeader(b"content-encoding")
+        values = headers.getRawHeaders(self._marker)
+        if values is not None:
+            headers.removeHeader(self._marker)
+            headers.setRawHeaders(b"content-encoding", values)
+        return response
+
+
+@attrs.frozen
+class UpstreamFailure:
+    """
+    How an upstream failure is reported to the client: status, code and message.
+    """
+
+    status: int
+    code: str
+    message: str
+
+
+def _reasons(failure: Failure) -> list[Failure]:
+    reasons = getattr(failure.value, "reasons", None)
+    return list(reasons) if reasons else [failure]
+
+
+def _isTLSFailure(failure: Failure) -> bool:
+    try:
+        from OpenSSL.SSL import Error as SSLError
+    except ImportError:  # pragma: no cover
+        return False
+    for reason in _reasons(failure):
+        if reason.check(SSLError):
+            return True
+        name = type(reason.value).__name__
+        if "Verification" in name or "CertificateError" in name:
+            return True
+    return False
+
+
+def classifyFailure(failure: Failure, timedOut: bool) -> UpstreamFailure:
+    """
+    Map a failed upstream request to a 502 or 504 the client can act on.
+
+    The message names the kind of failure, never headers or the key.
+
+    @param timedOut: the proxy gave up waiting for the response headers.
+    """
+    if timedOut:
+        return UpstreamFailure(
+            504, "upstream_timeout", "the upstream did not send response headers in time"
+        )
+    if failure.check(ierror.TimeoutError):
+        return UpstreamFailure(504, "upstream_timeout", "timed out connecting to the upstream")
+    if failure.check(ierror.DNSLookupError):
+        return UpstreamFailure(
+            502, "upstream_unreachable", "the upstream host name does not resolve"
+        )
+    if failure.check(ierror.ConnectionRefusedError):
+        return UpstreamFailure(502, "upstream_unreachable", "the upstream refused the connection")
+    if failure.check(ierror.ConnectError):
+        return UpstreamFailure(
+            502,
+            "upstream_unreachable",
+            f"could not connect to the upstream ({type(failure.value).__name__})",
+        )
+    if _isTLSFailure(failure):
+        return UpstreamFailure(
+            502,
+            "upstream_tls_error",
+            "TLS with the upstream failed (certificate verification or handshake)",
+        )
+    if failure.check(ResponseNeverReceived, RequestNotSent):
+        return UpstreamFailure(
+            502, "upstream_error", "the upstream closed the connection without a response"
+        )
+    if failure.check(ResponseFailed):
+        return UpstreamFailure(502, "upstream_error", "the upstream response could not be read")
+    return UpstreamFailure(502, "upstream_error", "the upstream request failed")
