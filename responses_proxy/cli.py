@@ -9,7 +9,6 @@ before the reactor drops connections.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 
@@ -37,19 +36,13 @@ def _parse(options: Options, argv: list[str]) -> int | None:
     (C{--help}, C{--version}, a usage error).
     """
     try:
-        try:
-            options.parseOptions(argv)
-        except usage.UsageError as e:
-            print(f"{PROG}: {e}", file=sys.stderr)
-            print(options.getSynopsis(), file=sys.stderr)
-            return 2
-        except SystemExit as e:
-            sys.stdout.flush()
-            return e.code if isinstance(e.code, int) else 1
-    except BrokenPipeError:
-        # "--help | head -1": the reader left; say nothing more.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        options.parseOptions(argv)
+    except usage.UsageError as e:
+        print(f"{PROG}: {e}", file=sys.stderr)
+        print(options.getSynopsis(), file=sys.stderr)
+        return 2
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 1
     return None
 
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_tap -*-
+# -*- test-case-name: tests.test_config -*-
 """
 The validated configuration both entry points run with, and start-up errors.
 

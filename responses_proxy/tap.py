@@ -37,6 +37,18 @@ def exitWithError(error: StartupError) -> NoReturn:
     raise SystemExit(error.exitCode)
 
 
+def _printAndExit(text: str) -> NoReturn:
+    """
+    Print to stdout and exit 0, quietly when the reader has gone ("--help | head -1").
+    """
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(0)
+
+
 class Options(usage.Options):
     """
     The command line of both entry points.
@@ -84,10 +96,15 @@ class Options(usage.Options):
         """
         Print the proxy's version and exit.
         """
-        print(f"{PROG} {__version__}")
-        sys.exit(0)
+        _printAndExit(f"{PROG} {__version__}")
 
-    opt_h = usage.Options.opt_help
+    def opt_help(self) -> NoReturn:
+        """
+        Display this help and exit.
+        """
+        _printAndExit(str(self))
+
+    opt_h = opt_help
 
     def postOptions(self) -> None:
         try:

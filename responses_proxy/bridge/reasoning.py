@@ -36,7 +36,8 @@ def decodeReasoning(token: object) -> str | None:
     if not isinstance(token, str) or not token.startswith(_PREFIX):
         return None
     try:
-        raw = base64.urlsafe_b64decode(token[len(_PREFIX) :].encode("ascii"))
+        # validate=True: a damaged token is refused, not decoded from what is left of it.
+        raw = base64.b64decode(token[len(_PREFIX) :].encode("ascii"), b"-_", validate=True)
         return raw.decode("utf-8")
     except (binascii.Error, UnicodeError, ValueError):
         return None

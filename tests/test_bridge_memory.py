@@ -1,5 +1,5 @@
 """
-In-memory tests of the bridge glue: the real site, the real treq client and the pure
+In-memory tests of L{responses_proxy.web.bridge}: the real site, the real treq client and the pure
 converters, with a fake chat upstream resource and a fake clock for the timers.
 """
 

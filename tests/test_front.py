@@ -1,0 +1,389 @@
+"""
+In-memory tests of L{responses_proxy.web.front} and L{responses_proxy.web.shutdown}: the
+strict channel, request and site, on a fake clock.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.testing import EventLoggingObserver
+from twisted.logger import globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.iweb import IAgent
+from zope.interface import implementer
+
+from responses_proxy.config import Limits
+from tests.memoryproxy import KEY, MemoryProxy, parseResponse, request
+
+
+@implementer(IAgent)
+@implementer(IAgent)
+class BrokenResponseAgent:
+    """An agent whose 'response' makes the relay's own code fail (a stand-in for a bug)."""
+
+    def request(self, method, uri, headers=None, bodyProducer=None):
+        from twisted.internet.defer import succeed
+        from twisted.web.http_headers import Headers
+
+        class Response:
+            code = 200
+            phrase = b"OK"
+            headers = Headers()
+
+            def deliverBody(self, protocol):
+                raise RuntimeError("a bug")
+
+        return succeed(Response())
+
+
+class StrictnessTests(SynchronousTestCase):
+    """
+    Everything but the exact request is refused and the upstream is never contacted.
+    """
+
+    def refused(self, raw: bytes, status: int = 403) -> bytes:
+        proxy = MemoryProxy(httpShutdown=False)
+        client = proxy.connect()
+        client.send(raw)
+        proxy.pump()
+        out = client.received()
+        self.assertRegex(out[:13], rb"^HTTP/1\.[01] %d " % status, (raw, out[:80]))
+        self.assertEqual(proxy.upstreamResource.requests, [], raw)
+        return out
+
+    def test_methodsTargetsAndForms(self) -> None:
+        """Other methods, query strings, encodings, dot segments, absolute form, case."""
+        cases = [
+            (b"GET", b"/v1/responses"),
+            (b"PUT", b"/v1/responses"),
+            (b"DELETE", b"/v1/responses"),
+            (b"PATCH", b"/v1/responses"),
+            (b"OPTIONS", b"/v1/responses"),
+            (b"HEAD", b"/v1/responses"),
+            (b"post", b"/v1/responses"),
+            (b"POST", b"/v1/responses?"),
+            (b"POST", b"/v1/responses?stream=true"),
+            (b"POST", b"/v1/responses/"),
+            (b"POST", b"/v1/responses/x"),
+            (b"POST", b"/v1/%72esponses"),
+            (b"POST", b"/v1%2Fresponses"),
+            (b"POST", b"/v1/./responses"),
+            (b"POST", b"/v1/../v1/responses"),
+            (b"POST", b"//v1/responses"),
+            (b"POST", b"/V1/Responses"),
+            (b"POST", b"/v1"),
+            (b"POST", b"/"),
+            (b"POST", b"/v1/responses;x"),
+            (b"POST", b"/v1/responses%00"),
+            (b"POST", b"http://127.0.0.1:8080/v1/responses"),
+            (b"POST", b"*"),
+            (b"OPTIONS", b"*"),
+            (b"GET", b"*"),
+            (b"GET", b"/shutdown"),
+            (b"POST", b"/v1/chat/completions"),
+        ]
+        for method, target in cases:
+            out = self.refused(request(method=method, target=target))
+            self.assertIn(b"Content-Length: 0", out)
+            self.assertNotIn(b"Server:", out)
+            self.assertNotIn(b"Content-Type:", out)
+
+    def test_headIsRefusedNot500(self) -> None:
+        """HEAD gets a 403, not Twisted's missing render_GET 500."""
+        self.refused(request(method=b"HEAD", body=b""))
+
+    def test_hostRules(self) -> None:
+        """No Host, a DNS name, two Hosts: refused."""
+        self.refused(request(host=None))
+        self.refused(request(host=b"evil.example:8080"))
+        self.refused(request(host=b"127.0.0.1.nip.io"))
+        self.refused(request(headers=[(b"Host", b"127.0.0.1")]))
+
+    def test_browserHeaders(self) -> None:
+        """Origin or Sec-Fetch-Site marks a browser: refused."""
+        self.refused(request(headers=[(b"Origin", b"http://127.0.0.1:8080")]))
+        self.refused(request(headers=[(b"Origin", b"null")]))
+        self.refused(request(headers=[(b"Sec-Fetch-Site", b"same-origin")]))
+
+    def test_http10WithoutHostRefused(self) -> None:
+        """HTTP/1.0 without Host is refused like any request without Host."""
+        self.refused(request(host=None, version=b"HTTP/1.0"))
+
+    def test_allowedVariantsAccepted(self) -> None:
+        """localhost and [::1] hosts are fine."""
+        for host in [b"localhost:1234", b"[::1]:1234", b"127.0.0.2"]:
+            proxy = MemoryProxy()
+            client = proxy.connect()
+            client.send(request(host=host))
+            proxy.pump()
+            self.assertEqual(len(proxy.upstreamResource.requests), 1, host)
+
+
+class LimitTests(SynchronousTestCase):
+    """
+    Body cap, header and body deadlines, and 100-continue.
+    """
+
+    def test_contentLengthOverCap(self) -> None:
+        """A declared body over the cap gets 413 at once; nothing is forwarded."""
+        proxy = MemoryProxy(limits=Limits(maxBodyBytes=100))
+        client = proxy.connect()
+        client.send(request(body=b"", headers=[(b"Content-Length", b"101")]))
+        proxy.pump()
+        status, headers, body = parseResponse(client.received())
+        self.assertEqual(status, 413)
+        self.assertIn(b"request_too_large", body)
+        self.assertEqual(proxy.upstreamResource.requests, [])
+        self.assertTrue(client.transport.disconnecting)
+
+    def test_chunkedOverCap(self) -> None:
+        """A chunked body that grows over the cap gets 413; nothing is forwarded."""
+        proxy = MemoryProxy(limits=Limits(maxBodyBytes=100))
+        client = proxy.connect()
+        client.send(request(body=b"", headers=[(b"Transfer-Encoding", b"chunked")]))
+        client.send(b"64\r\n" + b"a" * 100 + b"\r\n")
+        self.assertEqual(client.received(), b"")
+        client.send(b"1\r\nb\r\n0\r\n\r\n")
+        proxy.pump()
+        self.assertEqual(parseResponse(client.received())[0], 413)
+        self.assertEqual(proxy.upstreamResource.requests, [])
+
+    def test_bodyAtCapAccepted(self) -> None:
+        """A body exactly at the cap is forwarded."""
+        proxy = MemoryProxy(limits=Limits(maxBodyBytes=100))
+        client = proxy.connect()
+        client.send(request(body=b"a" * 100))
+        proxy.pump()
+        self.assertEqual(len(proxy.upstreamResource.requests), 1)
+
+    def test_headerDeadline(self) -> None:
+        """Headers trickling in for longer than the deadline: 408 and closed."""
+        proxy = MemoryProxy(limits=Limits(headerTimeout=30))
+        client = proxy.connect()
+        client.send(b"POST /v1/responses HTTP/1.1\r\n")
+        for _ in range(5):
+            proxy.clock.advance(5)
+            client.send(b"X-Slow: 1\r\n")
+        self.assertEqual(client.received(), b"")
+        proxy.clock.advance(5.1)
+        self.assertTrue(client.received().startswith(b"HTTP/1.1 408 "))
+        self.assertTrue(client.transport.disconnecting)
+        self.assertEqual(proxy.upstreamResource.requests, [])
+
+    def test_bodyIdleDeadline(self) -> None:
+        """A client silent in the middle of its body is disconnected; data resets it."""
+        proxy = MemoryProxy(limits=Limits(bodyIdleTimeout=60))
+        client = proxy.connect()
+        client.send(request(body=b"", headers=[(b"Content-Length", b"10")]))
+        client.send(b"12345")
+        proxy.clock.advance(59)
+        client.send(b"6")
+        proxy.clock.advance(59)
+        self.assertEqual(client.received(), b"")
+        proxy.clock.advance(2)
+        self.assertTrue(client.received().startswith(b"HTTP/1.1 408 "))
+        self.assertEqual(proxy.upstreamResource.requests, [])
+
+    def test_continueOnlyForAcceptableRequests(self) -> None:
+        """100 Continue goes to an allowed request, not to a refused or oversized one."""
+        proxy = MemoryProxy(limits=Limits(maxBodyBytes=100))
+        client = proxy.connect()
+        client.send(
+            request(body=b"", headers=[(b"Expect", b"100-continue"), (b"Content-Length", b"2")])
+        )
+        self.assertTrue(client.received().startswith(b"HTTP/1.1 100 Continue"))
+        for raw in [
+            request(
+                target=b"/v1/x",
+                body=b"",
+                headers=[(b"Expect", b"100-continue"), (b"Content-Length", b"2")],
+            ),
+            request(
+                body=b"",
+                headers=[
+                    (b"Expect", b"100-continue"),
+                    (b"Origin", b"x"),
+                    (b"Content-Length", b"2"),
+                ],
+            ),
+        ]:
+            client = proxy.connect()
+            client.send(raw)
+            self.assertEqual(client.received(), b"")
+        client = proxy.connect()
+        client.send(
+            request(body=b"", headers=[(b"Expect", b"100-continue"), (b"Content-Length", b"101")])
+        )
+        self.assertTrue(client.received().startswith(b"HTTP/1.1 413 "))
+
+
+class ShutdownTests(SynchronousTestCase):
+    """
+    C{GET /shutdown} with and without the flag.
+    """
+
+    def test_shutdownStopsAfterClose(self) -> None:
+        """200 with Connection: close; the stop runs once the connection has closed."""
+        proxy = MemoryProxy(httpShutdown=True)
+        client = proxy.connect()
+        client.send(request(method=b"GET", target=b"/shutdown", body=b""))
+        status, headers, _ = parseResponse(client.received())
+        self.assertEqual(status, 200)
+        self.assertEqual(headers[b"connection"], [b"close"])
+        self.assertTrue(client.transport.disconnecting)
+        self.assertEqual(proxy.stopped, 0)
+        client.disconnect()
+        self.assertEqual(proxy.stopped, 1)
+        proxy.clock.advance(10)
+        self.assertEqual(proxy.stopped, 1)
+
+    def test_shutdownFallbackTimer(self) -> None:
+        """A client that never closes does not keep the proxy alive."""
+        proxy = MemoryProxy(httpShutdown=True)
+        client = proxy.connect()
+        client.send(request(method=b"GET", target=b"/shutdown", body=b""))
+        proxy.clock.advance(2)
+        self.assertEqual(proxy.stopped, 1)
+
+    def test_shutdownVariantsRefused(self) -> None:
+        """POST, query strings, browser headers, or no flag: 403, no stop."""
+        proxy = MemoryProxy(httpShutdown=True)
+        for raw in [
+            request(method=b"POST", target=b"/shutdown"),
+            request(method=b"GET", target=b"/shutdown?x", body=b""),
+            request(method=b"GET", target=b"/shutdown/", body=b""),
+            request(method=b"HEAD", target=b"/shutdown", body=b""),
+            request(
+                method=b"GET",
+                target=b"/shutdown",
+                body=b"",
+                headers=[(b"Sec-Fetch-Site", b"cross-site")],
+            ),
+            request(method=b"GET", target=b"/shutdown", body=b"", host=b"evil.test"),
+        ]:
+            client = proxy.connect()
+            client.send(raw)
+            self.assertTrue(client.received().startswith(b"HTTP/1.1 403 "), raw)
+        proxy.clock.advance(10)
+        self.assertEqual(proxy.stopped, 0)
+        plain = MemoryProxy(httpShutdown=False)
+        client = plain.connect()
+        client.send(request(method=b"GET", target=b"/shutdown", body=b""))
+        self.assertTrue(client.received().startswith(b"HTTP/1.1 403 "))
+
+
+class LoggingTests(SynchronousTestCase):
+    """
+    One line per request, never the key.
+    """
+
+    def test_oneLinePerRequestWithoutKey(self) -> None:
+        """Method, target, status, bytes, duration and upstream status; no key."""
+        observer = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        proxy = MemoryProxy()
+        client = proxy.connect()
+        client.send(request(headers=[(b"Authorization", b"Bearer client")]))
+        proxy.pump()
+        up = proxy.upstreamResource.requests[0]
+        up.setResponseCode(201)
+        up.write(b"x" * 10)
+        up.finish()
+        proxy.pump()
+        lines = [e for e in observer if "bytesOut" in e]
+        self.assertEqual(len(lines), 1)
+        event = lines[0]
+        self.assertEqual(
+            (event["method"], event["target"], event["status"], event["upstream"]),
+            ("POST", "/v1/responses", 201, 201),
+        )
+        self.assertGreater(event["bytesOut"], 0)
+        self.assertNotIn(KEY.decode(), repr(list(observer)))
+        self.assertNotIn("client", repr(list(observer)))
+
+    def test_refusalsLoggedWithReason(self) -> None:
+        """Every 403 is logged with why it was refused; its body stays empty."""
+        cases = [
+            (request(target=b"/v1/models"), "target not allowed"),
+            (request(host=b"evil.example"), "Host is not a loopback name"),
+            (request(headers=[(b"Origin", b"http://x")]), "Origin header present"),
+            (
+                request(headers=[(b"Sec-Fetch-Site", b"cross-site")]),
+                "Sec-Fetch-Site header present",
+            ),
+            (request(method=b"GET", target=b"/shutdown", body=b""), "shutdown is disabled"),
+        ]
+        for raw, reason in cases:
+            observer = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+            proxy = MemoryProxy()
+            client = proxy.connect()
+            client.send(raw)
+            proxy.pump()
+            status, headers, body = parseResponse(client.received())
+            self.assertEqual((status, headers[b"content-length"], body), (403, [b"0"], b""))
+            [line] = [e for e in observer if "bytesOut" in e]
+            self.assertEqual(line["refusal"], f" refused: {reason}", reason)
+            self.assertEqual(proxy.upstreamResource.requests, [])
+
+
+class KeepAliveTests(SynchronousTestCase):
+    """
+    Persistent client connections keep working and still time out when idle.
+    """
+
+    def test_secondRequestOnSameConnection(self) -> None:
+        """Two requests in a row on one connection are both forwarded and answered."""
+        proxy = MemoryProxy()
+        client = proxy.connect()
+        for n in range(2):
+            client.send(request())
+            proxy.pump()
+            up = proxy.upstreamResource.requests[n]
+            up.write(b"r%d" % n)
+            up.finish()
+            proxy.pump()
+        self.assertEqual(client.received().count(b"HTTP/1.1 200 OK"), 2)
+        self.assertFalse(client.transport.disconnecting)
+
+    def test_idleConnectionTimesOut(self) -> None:
+        """After a response, an idle connection is closed after the idle timeout."""
+        proxy = MemoryProxy(limits=Limits(idleTimeout=60))
+        client = proxy.connect()
+        client.send(request())
+        proxy.pump()
+        up = proxy.upstreamResource.requests[0]
+        up.finish()
+        proxy.pump()
+        proxy.clock.advance(59)
+        self.assertFalse(client.transport.disconnecting)
+        proxy.clock.advance(2)
+        self.assertTrue(client.transport.disconnecting)
+
+    def test_longStreamIsNotCutByIdleTimeout(self) -> None:
+        """A response streaming for longer than every client deadline is not cut."""
+        proxy = MemoryProxy(limits=Limits(idleTimeout=60, headerTimeout=30, bodyIdleTimeout=60))
+        client = proxy.connect()
+        client.send(request())
+        proxy.pump()
+        up = proxy.upstreamResource.requests[0]
+        for _ in range(10):
+            proxy.clock.advance(100)
+            up.write(b"data: tick\n\n")
+            proxy.pump()
+        self.assertFalse(client.transport.disconnecting)
+        self.assertEqual(client.received().count(b"data: tick"), 10)
+
+
+class InternalErrorTests(SynchronousTestCase):
+    """
+    A bug in a callback ends the client's request instead of leaving it hanging.
+    """
+
+    def test_bugBecomes500(self) -> None:
+        """An exception after the upstream answered gives a 500 and is logged."""
+        proxy = MemoryProxy(agent=BrokenResponseAgent())
+        client = proxy.connect()
+        client.send(request())
+        proxy.pump()
+        status, _, body = parseResponse(client.received())
+        self.assertEqual(status, 500)
+        self.assertIn(b"internal proxy error", body)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)

@@ -1,0 +1,104 @@
+"""
+Tests for L{responses_proxy.web.timers}: deadlines measured on a monotonic clock while the
+reactor's (wall) clock may step.
+"""
+
+from __future__ import annotations
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.support.clocks import SteppingClocks
+
+
+class DeadlineTests(SynchronousTestCase):
+    """
+    L{Deadline}: start, touch, cancel, and clock steps.
+    """
+
+    def setUp(self) -> None:
+        self.clocks = SteppingClocks()
+        self.fired: list[float] = []
+        self.deadline = self.clocks.clock.deadline(20, lambda: self.fired.append(self.clocks.now))
+
+    def test_firesAfterItsLength(self) -> None:
+        """Started, it fires once, after exactly its length."""
+        self.deadline.start()
+        self.clocks.elapse(19.9)
+        self.assertEqual(self.fired, [])
+        self.clocks.elapse(0.1)
+        self.assertEqual(self.fired, [20.0])
+        self.assertFalse(self.deadline.running)
+        self.clocks.elapse(100)
+        self.assertEqual(self.fired, [20.0])
+
+    def test_forwardWallStepDoesNotFireEarly(self) -> None:
+        """A wall clock jumping 18 s forward does not end a 20 s limit after 8 s."""
+        self.deadline.start()
+        self.clocks.elapse(8)
+        self.clocks.stepWall(18)
+        self.assertEqual(self.fired, [])
+        self.assertAlmostEqual(self.deadline.remaining(), 12.0)
+        self.clocks.elapse(11.9)
+        self.assertEqual(self.fired, [])
+        self.clocks.elapse(0.1)
+        self.assertEqual(self.fired, [20.0])
+
+    def test_lateWakeFiresAtOnce(self) -> None:
+        """Woken late (the wall clock stepped back), it fires at once: the limit is measured
+        on the monotonic clock, not on when the reactor woke it."""
+        self.deadline.start()
+        self.clocks.now += 25  # real time passed but the reactor has not woken yet
+        self.clocks.reactor.advance(20)
+        self.assertEqual(self.fired, [25.0])
+
+    def test_touchPushesTheEndBack(self) -> None:
+        """Activity moves the end to a full period from now, without a new reactor call."""
+        self.deadline.start()
+        calls = len(self.clocks.reactor.getDelayedCalls())
+        self.clocks.elapse(15)
+        self.deadline.touch()
+        self.assertEqual(len(self.clocks.reactor.getDelayedCalls()), calls)
+        self.clocks.elapse(19)
+        self.assertEqual(self.fired, [])
+        self.clocks.elapse(1)
+        self.assertEqual(self.fired, [35.0])
+
+    def test_touchOfStoppedDeadlineDoesNothing(self) -> None:
+        """Touching a deadline that is not running does not start it."""
+        self.deadline.touch()
+        self.clocks.elapse(100)
+        self.assertEqual(self.fired, [])
+
+    def test_cancel(self) -> None:
+        """A cancelled deadline never fires and leaves no reactor call behind."""
+        self.deadline.start()
+        self.deadline.cancel()
+        self.assertEqual(self.clocks.reactor.getDelayedCalls(), [])
+        self.clocks.elapse(100)
+        self.assertEqual(self.fired, [])
+        self.assertIsNone(self.deadline.remaining())
+
+    def test_restartWithNewLength(self) -> None:
+        """C{start(seconds)} restarts with another length."""
+        self.deadline.start()
+        self.clocks.elapse(5)
+        self.deadline.start(3)
+        self.clocks.elapse(3)
+        self.assertEqual(self.fired, [8.0])
+
+    def test_restartLongerDoesNotFireEarly(self) -> None:
+        """Restarting to a later end keeps the earlier wake-up but sleeps again."""
+        self.deadline.start(5)
+        self.clocks.elapse(4)
+        self.deadline.start(20)
+        self.clocks.elapse(19.9)
+        self.assertEqual(self.fired, [])
+        self.clocks.elapse(0.1)
+        self.assertEqual(self.fired, [24.0])
+
+    def test_restartShorterMovesTheWakeUp(self) -> None:
+        """Restarting to an earlier end than the pending wake-up fires on time."""
+        self.deadline.start(20)
+        self.deadline.start(2)
+        self.clocks.elapse(2)
+        self.assertEqual(self.fired, [2.0])

@@ -1,0 +1,112 @@
+"""
+Tests for L{responses_proxy.web.upstream}: the connect deadline, the endpoints, and how a
+failed upstream request is reported.
+"""
+
+from __future__ import annotations
+
+from twisted.internet import error as ierror
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.client import URI, ResponseFailed, ResponseNeverReceived
+
+from responses_proxy.web.upstream import UpstreamEndpoints, _DeadlineEndpoint, classifyFailure
+from tests.support.clocks import SteppingClocks
+
+
+class _PendingEndpoint:
+    """An endpoint whose connection attempt is settled by the test."""
+
+    def __init__(self) -> None:
+        self.attempts: list[Deferred[object]] = []
+        self.cancelled = 0
+
+    def connect(self, factory: object) -> Deferred[object]:
+        def cancel(d: Deferred[object]) -> None:
+            self.cancelled += 1
+            d.errback(ierror.ConnectingCancelledError(None))
+
+        d: Deferred[object] = Deferred(cancel)
+        self.attempts.append(d)
+        return d
+
+
+class ConnectDeadlineTests(SynchronousTestCase):
+    """
+    The proxy's own connect deadline, on the monotonic clock.
+    """
+
+    def setUp(self) -> None:
+        self.clocks = SteppingClocks()
+        self.inner = _PendingEndpoint()
+        self.endpoint = _DeadlineEndpoint(self.inner, self.clocks.clock, 15)
+        self.results: list[object] = []
+        self.endpoint.connect(object()).addBoth(self.results.append)
+
+    def test_timeoutIsTimeoutError(self) -> None:
+        """No connection after 15 s: the attempt is cancelled and reported as a timeout."""
+        self.clocks.elapse(15)
+        self.assertEqual(self.inner.cancelled, 1)
+        [result] = self.results
+        self.assertIsInstance(result, Failure)
+        result.trap(ierror.TimeoutError)
+
+    def test_wallClockStepDoesNotTimeOut(self) -> None:
+        """A wall clock jumping 18 s does not end a connection attempt 2 s old."""
+        self.clocks.elapse(2)
+        self.clocks.stepWall(18)
+        self.assertEqual((self.inner.cancelled, self.results), (0, []))
+
+    def test_connectedInTime(self) -> None:
+        """A connection made in time passes through and leaves no timer behind."""
+        protocol = object()
+        self.inner.attempts[0].callback(protocol)
+        self.assertEqual(self.results, [protocol])
+        self.assertEqual(self.clocks.reactor.getDelayedCalls(), [])
+
+    def test_otherFailuresPassThrough(self) -> None:
+        """A refused connection is reported as such, not as a timeout."""
+        self.inner.attempts[0].errback(ierror.ConnectionRefusedError())
+        self.results[0].trap(ierror.ConnectionRefusedError)
+
+
+class EndpointTests(SynchronousTestCase):
+    """
+    What C{Agent} would connect with, plus the deadline.
+    """
+
+    def test_schemes(self) -> None:
+        """http and https URIs both get a deadline-guarded endpoint; https is TLS."""
+        factory = UpstreamEndpoints(SteppingClocks().clock, 15)
+        plain = factory.endpointForURI(URI.fromBytes(b"http://127.0.0.1:8/v1/responses"))
+        tls = factory.endpointForURI(URI.fromBytes(b"https://api.example/v1/responses"))
+        self.assertIsInstance(plain, _DeadlineEndpoint)
+        self.assertIsInstance(tls, _DeadlineEndpoint)
+        self.assertNotEqual(type(plain._endpoint), type(tls._endpoint))
+
+
+class ClassifyFailureTests(SynchronousTestCase):
+    """
+    Each failure is a 502 or a 504 with a code the client can act on.
+    """
+
+    def test_table(self) -> None:
+        """Refused, DNS, timeouts, cut responses and the rest."""
+        cases = [
+            (ierror.ConnectionRefusedError(), False, 502, "upstream_unreachable"),
+            (ierror.DNSLookupError("x"), False, 502, "upstream_unreachable"),
+            (ierror.TimeoutError(), False, 504, "upstream_timeout"),
+            (CancelledError(), True, 504, "upstream_timeout"),
+            (
+                ResponseNeverReceived([Failure(ierror.ConnectionDone())]),
+                False,
+                502,
+                "upstream_error",
+            ),
+            (ResponseFailed([Failure(ierror.ConnectionLost())]), False, 502, "upstream_error"),
+            (RuntimeError("?"), False, 502, "upstream_error"),
+        ]
+        for exception, timedOut, status, code in cases:
+            outcome = classifyFailure(Failure(exception), timedOut)
+            self.assertEqual((outcome.status, outcome.code), (status, code), exception)
