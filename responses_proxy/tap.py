@@ -22,7 +22,7 @@ from responses_proxy.keyfile import AuthorizationHeader, KeyReadError, readAutho
 
 SYNOPSIS = (
     "[--port PORT] [--server-info FILE] [--http-shutdown] [--upstream-url URL] "
-    "[--bridge-to-chat] [--dump-dir DIR]"
+    "[--bridge-to-chat] [--provider-config FILE] [--dump-dir DIR]"
 )
 
 
@@ -59,6 +59,13 @@ class Options(usage.Options):
             "URL to forward to (default https://api.openai.com/v1/responses).",
         ],
         ["dump-dir", None, None, "Write each request and response as JSON files here."],
+        [
+            "provider-config",
+            None,
+            None,
+            "Bridge: a JSON file adapting the chat request to the upstream (see "
+            "docs/providers.md).",
+        ],
     ]
     optFlags = [
         ["http-shutdown", None, "Enable GET /shutdown to stop the proxy (exit code 0)."],
@@ -84,6 +91,7 @@ class Options(usage.Options):
                 bridge=bool(self["bridge-to-chat"]),
                 dumpDir=self["dump-dir"],
                 tuning=os.environ.get(TUNING_ENV),
+                providerConfig=self["provider-config"],
             )
             try:
                 self.harden()
@@ -184,4 +192,10 @@ def makeService(options: Options) -> IService:
         exitWithError(e, options.stderr)
     for warning in config.warnings:
         print(f"warning: {warning}", file=options.stderr or sys.stderr, flush=True)
+    if config.bridge:
+        print(
+            f"bridge: provider profile {config.profile.describe()}",
+            file=options.stderr or sys.stderr,
+            flush=True,
+        )
     return service
