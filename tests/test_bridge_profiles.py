@@ -543,6 +543,25 @@ class PrecedenceTests(SynchronousTestCase):
         self.assertEqual(profile.describe(), "default (--provider-config f)")
         self.assertNotIn("stream_options", _body(_fixture("A/001"), profile))
 
+    def test_documentedExamples(self) -> None:
+        """The three examples of docs/providers.md do what the page says."""
+        local = "http://127.0.0.1:4000/v1/chat/completions"
+        # 1. A model that refuses reasoning_effort.
+        profile = resolveProfile(local, _config(dropFields=["reasoning_effort"]))
+        self.assertNotIn("reasoning_effort", _body(_fixture("C/001"), profile))
+        # 2. DeepSeek behind a gateway, with Codex's model names.
+        profile = resolveProfile(
+            local, _config(profile="deepseek", modelMap={"gpt-5.5": "deepseek-v4-pro"})
+        )
+        body = _body(_fixture("C/001", reasoning={"effort": "none"}), profile)
+        self.assertEqual(body["model"], "deepseek-v4-pro")
+        self.assertEqual(body["thinking"], {"type": "disabled"})
+        # 3. Gemini with thinking off.
+        profile = resolveProfile(local, _config(reasoningEffort={"none": "none"}))
+        body = _body(_fixture("C/001", reasoning={"effort": "none"}), profile)
+        self.assertEqual(body["reasoning_effort"], "none")
+        self.assertEqual(_body(_fixture("C/001"), profile)["reasoning_effort"], "medium")
+
 
 class BuildConfigTests(SynchronousTestCase):
     """
