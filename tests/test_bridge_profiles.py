@@ -511,7 +511,9 @@ class PrecedenceTests(SynchronousTestCase):
     def test_dropsAddToTheHostProfile(self) -> None:
         """A file's dropFields add to the host's, without duplicates."""
         url = f"https://api.mistral.ai{_CHAT}"
-        settings = _config(dropFields=["parallel_tool_calls", "stream_options"])
+        settings = _config(
+            dropFields=["parallel_tool_calls", "stream_options", "parallel_tool_calls"]
+        )
         self.assertEqual(
             resolveProfile(url, settings).dropFields,
             ("stream_options", "messages[].reasoning_content", "parallel_tool_calls"),

@@ -538,8 +538,7 @@ def resolveProfile(
     if "modelMap" in settings:
         changes["modelMap"] = {**base.modelMap, **settings["modelMap"]}
     if "dropFields" in settings:
-        added = [p for p in settings["dropFields"] if p not in base.dropFields]
-        changes["dropFields"] = base.dropFields + tuple(added)
+        changes["dropFields"] = tuple(dict.fromkeys(base.dropFields + settings["dropFields"]))
     for key in ("extraFields", "reasoningOffFields"):
         if key in settings:
             changes[key] = mergeFields(dict(getattr(base, key)), settings[key])
