@@ -15,6 +15,7 @@ import json
 import time
 from pathlib import Path
 
+from responses_proxy.bridge.profiles import DEFAULT_PROFILE, PROFILES, Profile
 from responses_proxy.bridge.request import convertRequest, parseRequestBody
 
 FIXTURES = Path(__file__).parent.parent / "tests" / "fixtures" / "codex-0.169.0"
@@ -34,11 +35,11 @@ def _padded(name: str, size: int) -> dict:
     return body
 
 
-def _time(label: str, body: dict) -> None:
+def _time(label: str, body: dict, profile: Profile = DEFAULT_PROFILE) -> None:
     raw = json.dumps(body).encode("utf-8")
     start = time.perf_counter()
     for _ in range(ROUNDS):
-        convertRequest(body)
+        convertRequest(body, profile)
     convert = (time.perf_counter() - start) / ROUNDS
     start = time.perf_counter()
     for _ in range(ROUNDS):
@@ -54,6 +55,10 @@ def main() -> None:
     for name in ("A/001", "C/002", "E/002", "F/002"):
         _time(name, _body(name))
     _time("C/002 padded to 40 KB", _padded("C/002", 40_000))
+    print("provider profiles, C/002 padded to 40 KB:")
+    padded = _padded("C/002", 40_000)
+    for name in ("openai", "deepseek", "mistral", "cerebras"):
+        _time(f"  {name}", padded, PROFILES[name])
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ def buildService(
     if config.bridge:
         from responses_proxy.web.bridge import BridgeLeaf
 
-        leaf: Any = BridgeLeaf(upstream)
+        leaf: Any = BridgeLeaf(upstream, config.profile)
     else:
         from responses_proxy.web.passthrough import PassThroughLeaf
 

@@ -13,6 +13,15 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from responses_proxy.bridge.profiles import (
+    DEFAULT_PROFILE,
+    MAX_CONFIG_BYTES,
+    Profile,
+    ProviderConfigError,
+    parseProviderConfig,
+    resolveProfile,
+)
+
 DEFAULT_UPSTREAM = "https://api.openai.com/v1/responses"
 TUNING_ENV = "CODEX_PROXY_TUNING"
 
@@ -95,6 +104,7 @@ class ProxyConfig:
     dumpDir: str | None = None
     limits: Limits = attrs.field(factory=Limits)
     warnings: tuple[str, ...] = ()
+    profile: Profile = DEFAULT_PROFILE
 
 
 def parsePort(value: str | None) -> int:
@@ -140,6 +150,27 @@ def checkUpstreamURL(url: str) -> str:
     return url
 
 
+def loadProviderConfig(path: str, upstreamURL: str) -> Profile:
+    """
+    C{--provider-config}: read and validate the file, and resolve the effective provider
+    profile (the file's settings over the host's profile).
+
+    @raise StartupError: the file cannot be read, or is not a valid provider config.
+    """
+    if not path.strip():
+        raise StartupError("invalid --provider-config: empty path")
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as e:
+        raise StartupError(f"cannot read --provider-config {path}: {e.strerror or e}") from None
+    try:
+        settings = parseProviderConfig(data)
+    except ProviderConfigError as e:
+        raise StartupError(f"invalid --provider-config {path}: {e}") from None
+    return resolveProfile(upstreamURL, settings, f"--provider-config {path}")
+
+
 def buildConfig(
     port: str | None,
     serverInfo: str | None,
@@ -148,6 +179,7 @@ def buildConfig(
     bridge: bool,
     dumpDir: str | None,
     tuning: str | None = None,
+    providerConfig: str | None = None,
 ) -> ProxyConfig:
     """
     Validate the command line into a L{ProxyConfig}.
@@ -169,6 +201,15 @@ def buildConfig(
         raise StartupError("invalid --server-info: empty path")
     if dumpDir is not None and not dumpDir.strip():
         raise StartupError("invalid --dump-dir: empty path")
+    profile = DEFAULT_PROFILE
+    if providerConfig is not None:
+        if not bridge:
+            raise StartupError(
+                "--provider-config needs --bridge-to-chat (it shapes the chat request)"
+            )
+        profile = loadProviderConfig(providerConfig, url)
+    elif bridge:
+        profile = resolveProfile(url, None)
     return ProxyConfig(
         port=parsePort(port),
         serverInfo=os.path.abspath(serverInfo) if serverInfo else None,
@@ -178,4 +219,5 @@ def buildConfig(
         dumpDir=os.path.abspath(dumpDir) if dumpDir else None,
         limits=Limits.fromTuning(tuning),
         warnings=tuple(warnings),
+        profile=profile,
     )

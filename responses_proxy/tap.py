@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 PROG = "codex-responses-api-proxy"
 SYNOPSIS = (
     "[--port PORT] [--server-info FILE] [--http-shutdown] [--upstream-url URL] "
-    "[--bridge-to-chat] [--dump-dir DIR]"
+    "[--bridge-to-chat] [--provider-config FILE] [--dump-dir DIR]"
 )
 
 
@@ -74,6 +74,13 @@ class Options(usage.Options):
             "URL to forward to (default https://api.openai.com/v1/responses).",
         ],
         ["dump-dir", None, None, "Write each request and response as JSON files here."],
+        [
+            "provider-config",
+            None,
+            None,
+            "Bridge: a JSON file adapting the chat request to the upstream (see "
+            "docs/providers.md).",
+        ],
     ]
     optFlags = [
         ["http-shutdown", None, "Enable GET /shutdown to stop the proxy (exit code 0)."],
@@ -116,6 +123,7 @@ class Options(usage.Options):
                 bridge=bool(self["bridge-to-chat"]),
                 dumpDir=self["dump-dir"],
                 tuning=os.environ.get(TUNING_ENV),
+                providerConfig=self["provider-config"],
             )
             try:
                 hardening.hardenProcess()
@@ -172,4 +180,6 @@ def makeService(options: Options, reactor: Any = None) -> ProxyService:
         exitWithError(e)
     for warning in config.warnings:
         print(f"warning: {warning}", file=sys.stderr, flush=True)
+    if config.bridge:
+        print(f"bridge: provider profile {config.profile.describe()}", file=sys.stderr, flush=True)
     return service

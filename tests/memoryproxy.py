@@ -18,6 +18,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
+from responses_proxy.bridge.profiles import DEFAULT_PROFILE, Profile
 from responses_proxy.build import buildService
 from responses_proxy.config import Limits, ProxyConfig
 from responses_proxy.keyfile import AuthorizationHeader
@@ -119,6 +120,7 @@ class MemoryProxy:
         httpShutdown: bool = False,
         agent: Any = None,
         bridge: bool = False,
+        profile: Profile = DEFAULT_PROFILE,
     ) -> None:
         self.clock = MemoryReactorClock()
         self.limits = limits or Limits()
@@ -130,6 +132,7 @@ class MemoryProxy:
             bridge=bridge,
             httpShutdown=httpShutdown,
             limits=self.limits,
+            profile=profile,
         )
         self.service = buildService(
             self.clock,

@@ -9,6 +9,7 @@ import json
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from responses_proxy.bridge.profiles import PROFILES
 from responses_proxy.config import Limits
 from tests import sdkcheck
 from tests.memoryproxy import KEY, MemoryProxy, dechunk, parseResponse, request
@@ -76,6 +77,26 @@ class RequestSideTests(BridgeBase):
     """
     What the chat upstream receives.
     """
+
+    def test_profileApplied(self) -> None:
+        """The service's provider profile shapes the chat request (OpenAI's: the developer
+        role kept, max_completion_tokens)."""
+        proxy = MemoryProxy(bridge=True, profile=PROFILES["openai"])
+        client = proxy.connect()
+        body = dict(CODEX_BODY, max_output_tokens=100)
+        body["input"] = [
+            {"type": "message", "role": "developer", "content": "Rules."},
+            *CODEX_BODY["input"],
+        ]
+        client.send(request(body=json.dumps(body).encode()))
+        proxy.pump()
+        [up] = proxy.upstreamResource.requests
+        sent = json.loads(up.bodyBytes)
+        self.assertEqual(sent["max_completion_tokens"], 100)
+        self.assertNotIn("max_tokens", sent)
+        self.assertEqual(
+            sent["messages"][0], {"role": "developer", "content": "Be brief.\n\nRules."}
+        )
 
     def test_convertedRequestAndHeaders(self) -> None:
         """The chat body, and headers: key, JSON, SSE accept, identity encoding."""

@@ -21,6 +21,7 @@ import attrs
 
 from responses_proxy.bridge.context import BridgeContext, ToolKind, ToolTarget
 from responses_proxy.bridge.names import flattenToolName
+from responses_proxy.bridge.profiles import DEFAULT_PROFILE, Profile, applyProfile, mergeFields
 from responses_proxy.bridge.reasoning import decodeReasoning
 
 __all__ = [
@@ -179,14 +180,6 @@ _ECHOED = (
     "user",
 )
 
-_EFFORTS = {
-    "minimal": "low",
-    "low": "low",
-    "medium": "medium",
-    "high": "high",
-    "xhigh": "high",
-}
-
 
 def _refuseStateful(request: Mapping[str, Any]) -> None:
     """
@@ -219,11 +212,15 @@ def _refuseStateful(request: Mapping[str, Any]) -> None:
         )
 
 
-def convertRequest(request: Mapping[str, Any]) -> ChatConversion:
+def convertRequest(
+    request: Mapping[str, Any], profile: Profile = DEFAULT_PROFILE
+) -> ChatConversion:
     """
     Convert a Responses API request body to a Chat Completions request body.
 
     @param request: the parsed request (see L{parseRequestBody}).
+    @param profile: the upstream's quirks (L{responses_proxy.bridge.profiles}); the
+        default changes nothing.
     @return: the chat body, the context for the reply, and notes on what was dropped.
     @raise BridgeRequestError: the request cannot be bridged (stateful fields, missing or
         malformed C{model} / C{input}, malformed items or fields).
@@ -251,7 +248,7 @@ def convertRequest(request: Mapping[str, Any]) -> ChatConversion:
     history = _HistoryConverter(notes)
     messages = history.convert(request.get("instructions"), request.get("input"))
 
-    body: dict[str, Any] = {"model": model, "messages": messages}
+    body: dict[str, Any] = {"model": profile.upstreamModel(model), "messages": messages}
 
     choice = _convertToolChoice(request.get("tool_choice"), tools.targets, notes)
     parallel = request.get("parallel_tool_calls")
@@ -273,13 +270,13 @@ def convertRequest(request: Mapping[str, Any]) -> ChatConversion:
     if stream:
         body["stream_options"] = {"include_usage": True}
 
-    _convertReasoning(request.get("reasoning"), body, notes)
+    _convertReasoning(request.get("reasoning"), body, notes, profile)
 
     maxTokens = request.get("max_output_tokens")
     if maxTokens is not None:
         if not isinstance(maxTokens, int) or isinstance(maxTokens, bool):
             raise _typeError("max_output_tokens", "an integer")
-        body["max_tokens"] = maxTokens
+        body[profile.maxTokensField] = maxTokens
     for field in ("temperature", "top_p"):
         value = request.get(field)
         if value is not None:
@@ -300,6 +297,7 @@ def convertRequest(request: Mapping[str, Any]) -> ChatConversion:
             notes.append(f"field {_label(key)} dropped")
     if request.get("background") is False:
         notes.append("field 'background' dropped")
+    body = applyProfile(body, profile, notes)
 
     # History calls to tools the request no longer offers (a compaction request sends
     # tools: []) still map back, in case the model calls them anyway.
@@ -324,9 +322,12 @@ def convertRequest(request: Mapping[str, Any]) -> ChatConversion:
     return ChatConversion(body=body, context=context, dropped=tuple(notes))
 
 
-def _convertReasoning(reasoning: object, body: dict[str, Any], notes: list[str]) -> None:
+def _convertReasoning(
+    reasoning: object, body: dict[str, Any], notes: list[str], profile: Profile
+) -> None:
     """
-    C{reasoning.effort} -> C{reasoning_effort}; everything else in C{reasoning} is dropped.
+    C{reasoning.effort} -> C{reasoning_effort}, as the profile maps it; everything else in
+    C{reasoning} is dropped.
     """
     if reasoning is None:
         return
@@ -336,13 +337,16 @@ def _convertReasoning(reasoning: object, body: dict[str, Any], notes: list[str])
         if key != "effort":
             notes.append(f"field {_label('reasoning.' + str(key))} dropped")
     effort = reasoning.get("effort")
-    if effort is None or effort == "none":
+    if effort is None:
         return
-    mapped = _EFFORTS.get(effort) if isinstance(effort, str) else None
-    if mapped is None:
+    if effort == "none" and profile.reasoningOffFields:
+        body.update(mergeFields(body, profile.reasoningOffFields))
+    if not isinstance(effort, str) or effort not in profile.reasoningEfforts:
         notes.append("reasoning.effort dropped: not a known effort")
         return
-    body["reasoning_effort"] = mapped
+    mapped = profile.reasoningEfforts[effort]
+    if mapped is not None:
+        body["reasoning_effort"] = mapped
 
 
 def _convertText(text: object, body: dict[str, Any], notes: list[str]) -> None:

@@ -27,6 +27,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from responses_proxy.bridge.errors import mapUpstreamError
+from responses_proxy.bridge.profiles import DEFAULT_PROFILE, Profile
 from responses_proxy.bridge.request import (
     BridgeRequestError,
     ChatConversion,
@@ -73,8 +74,9 @@ class _Bridge:
     One bridged request.
     """
 
-    def __init__(self, exchange: UpstreamExchange) -> None:
+    def __init__(self, exchange: UpstreamExchange, profile: Profile) -> None:
         self._exchange = exchange
+        self._profile = profile
         clock, limits = exchange.clock, exchange.limits
         self._conversion: ChatConversion | None = None
         self._stream: ResponsesStream | None = None
@@ -97,7 +99,7 @@ class _Bridge:
         headers = list(request.requestHeaders.getAllRawHeaders())
         raw = requestBody(request).read()
         try:
-            conversion = convertRequest(parseRequestBody(raw))
+            conversion = convertRequest(parseRequestBody(raw), self._profile)
         except BridgeRequestError as e:
             _log.info("bridge refused the request: {message}", message=e.message)
             if exchange.dump is not None:
@@ -439,10 +441,15 @@ class BridgeLeaf(Resource):
 
     isLeaf = True
 
-    def __init__(self, upstream: Upstream) -> None:
+    def __init__(self, upstream: Upstream, profile: Profile = DEFAULT_PROFILE) -> None:
+        """
+        @param profile: what is known about the upstream's quirks (its host's profile, or
+            C{--provider-config}).
+        """
         super().__init__()
         self._upstream = upstream
+        self._profile = profile
 
     def render(self, request: IRequest) -> int:
-        _Bridge(self._upstream.open(request)).start()
+        _Bridge(self._upstream.open(request), self._profile).start()
         return NOT_DONE_YET
