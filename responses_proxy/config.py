@@ -47,7 +47,10 @@ class Limits:
     @ivar maxBodyBytes: request bodies above this are refused with 413.
     @ivar headerTimeout: seconds a client may take to send its request line and headers.
     @ivar bodyIdleTimeout: seconds a client may stay silent while sending its body.
-    @ivar idleTimeout: seconds an idle keep-alive client connection is kept.
+    @ivar bodyMinRate: bytes per second a body must average once C{bodyRateGrace} has
+        passed, so a trickle cannot hold a connection for hours.
+    @ivar bodyRateGrace: seconds before the body rate is checked.
+    @ivar idleTimeout: seconds a keep-alive client connection may wait for its next request.
     @ivar connectTimeout: seconds to connect to the upstream (then 504).
     @ivar responseTimeout: seconds to wait for the upstream's response headers (then 504).
     @ivar keepAliveInterval: bridge: seconds of upstream silence between keep-alive events.
@@ -58,7 +61,9 @@ class Limits:
     maxBodyBytes: int = 64 * 1024 * 1024
     headerTimeout: float = 30.0
     bodyIdleTimeout: float = 60.0
-    idleTimeout: float = 60.0
+    bodyMinRate: float = 256.0
+    bodyRateGrace: float = 10.0
+    idleTimeout: float = 30.0
     connectTimeout: float = 15.0
     responseTimeout: float = 300.0
     keepAliveInterval: float = 15.0

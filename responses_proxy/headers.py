@@ -29,9 +29,17 @@ HOP_BY_HOP = frozenset(
     }
 )
 
-_REQUEST_DROP = HOP_BY_HOP | {b"authorization", b"host", b"expect", b"content-length"}
+# Accept-Encoding: the proxy owns content coding (it must scrub plain bytes), so the
+# client's is never forwarded.
+_REQUEST_DROP = HOP_BY_HOP | {
+    b"authorization",
+    b"host",
+    b"expect",
+    b"content-length",
+    b"accept-encoding",
+}
 _RESPONSE_DROP = HOP_BY_HOP | {b"content-length"}
-_BRIDGE_REQUEST_DROP = _REQUEST_DROP | {b"content-type", b"accept", b"accept-encoding"}
+_BRIDGE_REQUEST_DROP = _REQUEST_DROP | {b"content-type", b"accept"}
 
 # Bridge replies: what is worth keeping from the upstream's response headers.
 _BRIDGE_KEEP_EXACT = frozenset(
@@ -84,8 +92,9 @@ def upstreamRequestHeaders(headers: RawHeaders, authorization: bytes) -> HeaderL
     The client's headers as they go upstream in pass-through mode.
 
     Dropped: C{Authorization} (replaced), C{Host} (the agent sets the upstream's),
-    hop-by-hop headers and any named in C{Connection}, C{Expect}, and C{Content-Length}
-    (recomputed). Then exactly one C{Authorization} is added.
+    hop-by-hop headers and any named in C{Connection}, C{Expect}, C{Content-Length}
+    (recomputed) and C{Accept-Encoding} (the proxy asks for gzip itself and decodes it).
+    Then exactly one C{Authorization} is added.
     """
     out = _filtered(headers, _REQUEST_DROP)
     out.append((b"Authorization", [authorization]))
@@ -114,8 +123,8 @@ def clientResponseHeaders(
     """
     The upstream's response headers as the client sees them in pass-through mode.
 
-    Hop-by-hop headers and framing are dropped: twisted.web frames the body itself.
-    C{Content-Encoding} is kept, because the body is relayed undecoded.
+    Hop-by-hop headers and framing are dropped: twisted.web frames the body itself. The
+    body arrives decoded, so there is no C{Content-Encoding} left to relay.
 
     @param listed: names the upstream's C{Connection} header listed (Twisted's parser
         keeps C{Connection} itself out of the response headers).

@@ -44,7 +44,6 @@ class HeaderTests(SynchronousTestCase):
             names,
             [
                 b"content-type",
-                b"accept-encoding",
                 b"session-id",
                 b"x-codex-turn-metadata",
                 b"authorization",

@@ -5,12 +5,15 @@ print or echo it, then a search of everything produced.
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import os
 import secrets
 import socket
 from pathlib import Path
 
+import zstandard
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support import http
@@ -25,6 +28,20 @@ def closedPort() -> int:
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def clientView(resp: http.Response) -> bytes:
+    """
+    The body as a client shows it: decoded, as Codex decodes what it asked for (a
+    compressed echo of the key is still a leak).
+    """
+    body = resp.body
+    coding = (resp.header("content-encoding") or "").strip().lower()
+    if coding == "gzip":
+        return gzip.decompress(body)
+    if coding == "zstd":
+        return zstandard.ZstdDecompressor().decompressobj().decompress(body)
+    return body
 
 
 class LeakTests(SynchronousTestCase):
@@ -93,7 +110,7 @@ class LeakTests(SynchronousTestCase):
 
         def post(port: int, body: object = b'{"model":"m"}', **kw: object) -> None:
             resp = http.post(port, body=body, **kw)  # type: ignore[arg-type]
-            self.collect("response", resp.body + repr(resp.headers).encode())
+            self.collect("response", clientView(resp) + repr(resp.headers).encode())
 
         # An upstream error that echoes the request headers (key included), as body and
         # as a header.
@@ -101,6 +118,27 @@ class LeakTests(SynchronousTestCase):
         post(proxy.port, headers={"Authorization": "Bearer client-token"})
         fake.enqueue({"status": 200, "echo": True, "headers": [["X-Echo-Key", self.key.decode()]]})
         post(proxy.port)
+        # The same echo compressed (Codex 0.171 asks for zstd,gzip): gzip is decoded and
+        # scrubbed; zstd, which the proxy cannot decode, is never relayed.
+        echo = b'{"error":{"message":"Incorrect API key provided: Bearer ' + self.key + b'"}}'
+        fake.enqueue(
+            {
+                "status": 401,
+                "headers": [["Content-Encoding", "gzip"]],
+                "body_b64": base64.b64encode(gzip.compress(echo)).decode(),
+            }
+        )
+        post(proxy.port, headers={"Accept-Encoding": "zstd,gzip"})
+        fake.enqueue(
+            {
+                "status": 401,
+                "headers": [["Content-Encoding", "zstd"]],
+                "body_b64": base64.b64encode(
+                    zstandard.ZstdCompressor(level=0).compress(echo)
+                ).decode(),
+            }
+        )
+        post(proxy.port, headers={"Accept-Encoding": "zstd,gzip"})
         # A normal stream, a stream reset mid-way, a truncated one.
         fake.enqueue(
             {
@@ -199,6 +237,14 @@ class LeakTests(SynchronousTestCase):
         post(bridge.port, body={"model": "m", "input": "hi", "stream": True})
         bridgeFake.enqueue({"status": 200, "echo": True})
         post(bridge.port, body={"model": "m", "input": "hi", "stream": False})
+        bridgeFake.enqueue(
+            {
+                "status": 401,
+                "headers": [["Content-Encoding", "gzip"]],
+                "body_b64": base64.b64encode(gzip.compress(echo)).decode(),
+            }
+        )
+        post(bridge.port, body={"model": "m", "input": "hi", "stream": True})
 
         # A daemonized twistd run with a log file.
         daemon = ProxyProcess(

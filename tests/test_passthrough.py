@@ -376,7 +376,6 @@ class ForwardingTests(Base):
         raw = http.rawExchange(proxy.port, http.buildRequest("HEAD", "/v1/responses"), head=True)
         self.assertEqual(http.parseResponse(raw, head=True).status, 403)
         for headers, host in [
-            ([], None),
             ([], "evil.example"),
             ([], "127.0.0.1.nip.io:80"),
             ([("Origin", "http://127.0.0.1")], "127.0.0.1"),
@@ -386,11 +385,14 @@ class ForwardingTests(Base):
                 proxy.port, http.buildRequest("POST", "/v1/responses", b"{}", headers, host=host)
             )
             self.assertEqual(http.parseResponse(raw).status, 403, (headers, host))
+        # A missing or repeated Host is malformed (RFC 9112 section 3.2): 400.
+        noHost = http.buildRequest("POST", "/v1/responses", b"{}", [], host=None)
         twoHosts = (
             b"POST /v1/responses HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: 127.0.0.1\r\n"
             b"Content-Length: 2\r\n\r\n{}"
         )
-        self.assertEqual(http.parseResponse(http.rawExchange(proxy.port, twoHosts)).status, 403)
+        for raw in [noHost, twoHosts]:
+            self.assertEqual(http.parseResponse(http.rawExchange(proxy.port, raw)).status, 400)
         self.assertEqual(fake.connections()["total"], 0)
         self.assertEqual(fake.requests(), [])
 
@@ -482,8 +484,9 @@ class ForwardingTests(Base):
         first, second = fake.requests()
         self.assertEqual(second.headerValues("cookie"), [])
 
-    def test_gzipRelayedUntouched(self) -> None:
-        """Accept-Encoding goes up as sent; an encoded body comes back byte for byte."""
+    def test_contentCodingOwnedByTheProxy(self) -> None:
+        """Codex 0.171's Accept-Encoding is not forwarded; the proxy asks for gzip, and a
+        gzip body comes back decoded, without Content-Encoding."""
         import base64
         import gzip
 
@@ -498,13 +501,35 @@ class ForwardingTests(Base):
         proxy = self.proxy(fake)
         raw = http.rawExchange(
             proxy.port,
-            http.buildRequest("POST", "/v1/responses", b"{}", [("Accept-Encoding", "gzip")]),
+            http.buildRequest("POST", "/v1/responses", b"{}", [("Accept-Encoding", "zstd,gzip")]),
         )
         resp = http.parseResponse(raw)
-        self.assertEqual(resp.body, payload)
-        self.assertEqual(resp.header("content-encoding"), "gzip")
+        self.assertEqual(resp.body, b"data: compressed\n\n")
+        self.assertIsNone(resp.header("content-encoding"))
         [req] = fake.requests()
         self.assertEqual(req.headerValues("accept-encoding"), ["gzip"])
+
+    def test_zstdUnaskedIs502(self) -> None:
+        """An upstream answering zstd unasked gets the client a 502, never its bytes."""
+        import base64
+
+        import zstandard
+
+        frame = zstandard.ZstdCompressor().compress(b'{"echo": "Bearer sk-x"}')
+        fake = self.fake()
+        fake.enqueue(
+            {
+                "headers": [["Content-Encoding", "zstd"]],
+                "body_b64": base64.b64encode(frame).decode(),
+            }
+        )
+        proxy = self.proxy(fake)
+        resp = http.parseResponse(
+            http.rawExchange(proxy.port, http.buildRequest("POST", "/v1/responses", b"{}"))
+        )
+        self.assertEqual(resp.status, 502)
+        self.assertEqual(json.loads(resp.body)["error"]["code"], "upstream_bad_encoding")
+        self.assertNotIn(frame, resp.body)
 
     def test_openAISDKStreamsThrough(self) -> None:
         """The OpenAI Python SDK streams a response through the proxy."""
@@ -820,6 +845,26 @@ class DumpTests(Base):
         self.assertIn(["Authorization", "[REDACTED]"], request["headers"])
         response = json.loads((dumps / names[1]).read_text())
         self.assertEqual((response["status"], response["outcome"]), (401, "complete"))
+
+    def test_gzipReplyDumpedReadable(self) -> None:
+        """A gzip reply is dumped as the decoded JSON it was, not as compressed bytes."""
+        import base64
+        import gzip
+
+        fake = self.fake()
+        fake.enqueue(
+            {
+                "status": 400,
+                "headers": [["Content-Encoding", "gzip"]],
+                "body_b64": base64.b64encode(gzip.compress(b'{"error":{"code":"x"}}')).decode(),
+            }
+        )
+        dumps = makeTempDir(self) / "dumps"
+        proxy = self.proxy(fake, dumpDir=str(dumps))
+        http.post(proxy.port, body={"model": "m"}, headers={"Accept-Encoding": "gzip"})
+        [_, responseFile] = sorted(os.listdir(dumps))
+        response = json.loads((dumps / responseFile).read_text())
+        self.assertEqual(response["body"], {"error": {"code": "x"}})
 
 
 __all__ = ["WaitTimeout"]

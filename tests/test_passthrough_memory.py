@@ -6,6 +6,7 @@ the real site and treq client, a fake upstream resource and a fake clock.
 from __future__ import annotations
 
 import gzip
+import json
 
 from twisted.internet import error as ierror
 from twisted.internet.defer import Deferred, fail
@@ -81,29 +82,49 @@ class ForwardingTests(SynchronousTestCase):
         up = self.forward(request(body=body))
         self.assertEqual(up.bodyBytes, body)
 
-    def test_acceptEncodingForwardedAsIs(self) -> None:
-        """treq's own gzip request is removed; the client's value goes up unchanged."""
-        up = self.forward(request(headers=[(b"Accept-Encoding", b"br")]))
-        self.assertEqual(up.requestHeaders.getRawHeaders(b"accept-encoding"), [b"br"])
-        self.client = self.proxy.connect()
-        self.client.send(request())
-        self.proxy.pump()
-        second = self.proxy.upstreamResource.requests[1]
-        self.assertIsNone(second.requestHeaders.getRawHeaders(b"accept-encoding"))
+    def test_proxyAsksForGzipOnly(self) -> None:
+        """The client's Accept-Encoding (Codex 0.171 sends zstd,gzip) is not forwarded: the
+        proxy asks for gzip, once."""
+        for sent in [b"zstd,gzip", b"br", None]:
+            self.setUp()
+            up = self.forward(request(headers=[(b"Accept-Encoding", sent)] if sent else []))
+            self.assertEqual(up.requestHeaders.getRawHeaders(b"accept-encoding"), [b"gzip"])
 
-    def test_gzipBodyRelayedUndecoded(self) -> None:
-        """An encoded body and its Content-Encoding reach the client untouched."""
-        up = self.forward(request(headers=[(b"Accept-Encoding", b"gzip")]))
-        payload = gzip.compress(b"data: hello\n\n")
-        up.setResponseCode(200)
+    def test_gzipBodyDecodedAndScrubbed(self) -> None:
+        """A gzip body is decoded, scrubbed of an echoed key, and relayed plain."""
+        up = self.forward(request(headers=[(b"Accept-Encoding", b"zstd,gzip")]))
+        echo = b'{"error":{"message":"Incorrect API key provided: Bearer ' + KEY + b'"}}'
+        up.setResponseCode(401)
         up.setHeader(b"content-encoding", b"gzip")
-        up.setHeader(b"content-type", b"text/event-stream")
-        up.write(payload)
+        up.setHeader(b"content-type", b"application/json")
+        up.write(gzip.compress(echo))
         up.finish()
         self.proxy.pump()
         status, headers, rest = parseResponse(self.client.received())
-        self.assertEqual(headers[b"content-encoding"], [b"gzip"])
-        self.assertEqual(dechunk(rest), (payload, True))
+        body, complete = dechunk(rest)
+        self.assertEqual((status, complete), (401, True))
+        self.assertNotIn(b"content-encoding", headers)
+        self.assertNotIn(KEY, body)
+        self.assertNotIn(KEY[-8:], body)
+        self.assertIn(b"Incorrect API key provided: Bearer [REDACTED]", body)
+
+    def test_undecodableCodingIs502(self) -> None:
+        """A coding the proxy did not ask for and cannot decode is never relayed."""
+        for coding in [b"zstd", b"br", b"deflate", b"gzip, zstd"]:
+            self.setUp()
+            up = self.forward(request())
+            up.setResponseCode(200)
+            up.setHeader(b"content-encoding", coding)
+            up.write(b"\x28\xb5\x2f\xfd" + KEY)
+            up.finish()
+            self.proxy.pump()
+            status, headers, rest = parseResponse(self.client.received())
+            self.assertEqual(status, 502, coding)
+            self.assertNotIn(b"content-encoding", headers)
+            document = json.loads(rest)
+            self.assertEqual(document["error"]["code"], "upstream_bad_encoding")
+            self.assertIn(coding.split(b",")[-1].strip().decode(), document["error"]["message"])
+            self.assertNotIn(KEY, rest)
 
     def test_noEmptyContentEncoding(self) -> None:
         """No Content-Encoding appears when the upstream sent none."""

@@ -28,7 +28,12 @@ from responses_proxy.replies import errorBody
 from responses_proxy.web.bodies import DiscardBody
 from responses_proxy.web.front import StrictRequest, writeError
 from responses_proxy.web.timers import Clock
-from responses_proxy.web.upstream import HeaderPairs, UpstreamClient, classifyFailure
+from responses_proxy.web.upstream import (
+    HeaderPairs,
+    UpstreamClient,
+    classifyFailure,
+    undecodedCoding,
+)
 
 _log = Logger(namespace="responses_proxy")
 
@@ -110,6 +115,23 @@ class UpstreamExchange:
             self.dump.responseStarted(response.code, response.headers.getAllRawHeaders())
         if self.clientGone:
             response.deliverBody(DiscardBody())
+            return None
+        coding = undecodedCoding(response)
+        if coding is not None:
+            # Bytes the proxy cannot decode cannot be scrubbed of the key either.
+            response.deliverBody(DiscardBody())
+            name = coding.decode("ascii", "replace")[:40]
+            _log.info("upstream answered with content coding {coding}", coding=name)
+            self.sendError(
+                502,
+                errorBody(
+                    f"the upstream answered with a content coding the proxy cannot decode "
+                    f"({name}); it only asked for gzip",
+                    "proxy_error",
+                    "upstream_bad_encoding",
+                ),
+            )
+            self.finishDump("upstream_bad_encoding")
             return None
         return response
 

@@ -25,6 +25,7 @@ from twisted.web.resource import IResource, Resource
 
 from responses_proxy import admission
 from responses_proxy.config import Limits
+from responses_proxy.framing import ChunkedCheck, HeadCheck
 from responses_proxy.replies import errorBody, rawResponse
 from responses_proxy.web.timers import Clock
 
@@ -206,7 +207,12 @@ class StrictHTTPChannel(http.HTTPChannel):
     clock: Clock
     _refused = False
     _busy = False
-    _inHead = False
+    _head: HeadCheck | None = None
+    _chunked: ChunkedCheck | None = None
+    _receivingBody = False
+    _bodyStart = 0.0
+    _bodyBytes = 0
+    _bodyLength: int | None = 0
     _requestLine: tuple[bytes, bytes, bytes] = (b"-", b"-", b"-")
 
     def __init__(self) -> None:
@@ -215,8 +221,9 @@ class StrictHTTPChannel(http.HTTPChannel):
 
     def connectionMade(self) -> None:
         limits = self.limits
-        self._headerDeadline = self.clock.deadline(limits.headerTimeout, self._headersTooSlow)
-        self._bodyDeadline = self.clock.deadline(limits.bodyIdleTimeout, self._bodyTooSlow)
+        self._headerDeadline = self.clock.deadline(limits.headerTimeout, self._tooSlow)
+        self._bodyDeadline = self.clock.deadline(limits.bodyIdleTimeout, self._tooSlow)
+        self._rateDeadline = self.clock.deadline(limits.bodyRateGrace, self._checkRate)
         self._idleDeadline = self.clock.deadline(limits.idleTimeout, self._idle)
         self._abortDeadline = self.clock.deadline(self.abortTimeout, self._forceClose)
         super().connectionMade()
@@ -244,36 +251,47 @@ class StrictHTTPChannel(http.HTTPChannel):
     def lineReceived(self, line: bytes) -> None:
         if self._refused:
             return
-        if not self._inHead:
+        head = self._head
+        if head is None:
             if line:
-                self._inHead = True
                 parts = line.split(b" ")
                 if len(parts) == 3:
                     self._requestLine = (parts[0], parts[1], parts[2])
-        elif not line:
-            self._inHead = False
+                self._head = HeadCheck(self._requestLine[2])
+        elif line:
+            problem = head.line(line)
+            if problem is not None:
+                self._badRequest(problem)
+                return
+        else:
+            self._head = None
+            problem = head.end()
+            if problem is not None:
+                self._badRequest(problem)
+                return
+            self._chunked = ChunkedCheck() if head.contentLength is None else None
+            self._bodyLength = head.contentLength
         super().lineReceived(line)
 
     def allHeadersReceived(self) -> None:
         self._headerDeadline.cancel()
         request = self.requests[-1]
-        headers = request.requestHeaders
-        lengths = headers.getRawHeaders(b"content-length")
-        if lengths:
-            # Twisted has checked it is one plain decimal by now.
-            length: int | None = int(lengths[0])
-        else:
-            length = None if headers.hasHeader(b"transfer-encoding") else 0
+        length = self._bodyLength
         if length is not None and length > self.limits.maxBodyBytes:
             self.refuseBodyTooLarge()
             return
+        headers = request.requestHeaders
         if headers.hasHeader(b"expect") and not self._couldAccept(request):
             # Twisted answers "Expect: 100-continue" itself; a request that will be
             # refused must not be invited to send its body.
             headers.removeHeader(b"expect")
         super().allHeadersReceived()
         if length != 0:
+            self._receivingBody = True
+            self._bodyStart = self.clock.monotonic()
+            self._bodyBytes = 0
             self._bodyDeadline.start()
+            self._rateDeadline.start()
 
     def _couldAccept(self, request: http.Request) -> bool:
         method, target, _ = self._requestLine
@@ -293,14 +311,38 @@ class StrictHTTPChannel(http.HTTPChannel):
     def rawDataReceived(self, data: bytes) -> None:
         if self._refused:
             return
-        self._bodyDeadline.touch()
+        if self._receivingBody:
+            self._bodyDeadline.touch()
+            self._bodyBytes += len(data)
+            if self._chunked is not None:
+                problem = self._chunked.feed(data)
+                if problem is not None:
+                    self._badRequest(problem)
+                    return
         super().rawDataReceived(data)
 
     def allContentReceived(self) -> None:
         if self._refused:
             return
+        self._receivingBody = False
+        self._chunked = None
         self._bodyDeadline.cancel()
+        self._rateDeadline.cancel()
         super().allContentReceived()
+
+    def _checkRate(self) -> None:
+        """
+        The body must average at least C{bodyMinRate} bytes per second after the grace;
+        check again when, without more bytes, it would fall below.
+        """
+        if not self._receivingBody:
+            return
+        rate = self.limits.bodyMinRate
+        elapsed = self.clock.monotonic() - self._bodyStart
+        if self._bodyBytes < rate * elapsed:
+            self._tooSlow()
+            return
+        self._rateDeadline.start(max(0.5, self._bodyBytes / rate - elapsed))
 
     def requestDone(self, request: http.Request) -> None:
         self._busy = False
@@ -322,16 +364,23 @@ class StrictHTTPChannel(http.HTTPChannel):
             ),
         )
 
-    def _headersTooSlow(self) -> None:
+    def _tooSlow(self) -> None:
         self._refuse(408, b"Request Timeout")
 
-    def _bodyTooSlow(self) -> None:
-        self._refuse(408, b"Request Timeout")
+    def _badRequest(self, problem: str) -> None:
+        self._refuse(
+            400,
+            b"Bad Request",
+            errorBody(f"bad request: {problem}", "invalid_request_error", "bad_request"),
+            problem,
+        )
 
     def _idle(self) -> None:
         self._closeAndWatch()
 
-    def _refuse(self, status: int, phrase: bytes, body: bytes = b"") -> None:
+    def _refuse(
+        self, status: int, phrase: bytes, body: bytes = b"", reason: str | None = None
+    ) -> None:
         """
         Answer from the channel itself and close: the request never reaches the tree.
         """
@@ -342,10 +391,11 @@ class StrictHTTPChannel(http.HTTPChannel):
         self.transport.write(rawResponse(status, phrase, body))
         method, target, _ = self._requestLine
         _log.info(
-            "{method} {target} {status} refused by the channel",
+            "{method} {target} {status} refused by the channel{why}",
             method=_text(method),
             target=_text(target),
             status=status,
+            why=f": {reason}" if reason else "",
         )
         self._closeAndWatch(halfClose=True)
 
@@ -373,6 +423,7 @@ class StrictHTTPChannel(http.HTTPChannel):
     def _stopDeadlines(self) -> None:
         self._headerDeadline.cancel()
         self._bodyDeadline.cancel()
+        self._rateDeadline.cancel()
         self._idleDeadline.cancel()
 
     def connectionLost(self, reason: Failure) -> None:

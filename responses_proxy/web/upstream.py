@@ -5,13 +5,14 @@ mapping of a failed upstream request to the 502 or 504 a client can act on.
 
 treq is driven with no redirects (passed through, never followed: a redirect must not
 carry the key elsewhere), a cookie jar that stores nothing (the proxy serves many callers),
-and its streaming (unbuffered) responses. The connect deadline is the proxy's own, on the
-monotonic clock, applied through a public endpoint factory.
+and its streaming (unbuffered) responses. Content coding is the proxy's: treq asks for gzip
+and decodes it as it arrives, so the key scrubber and the dumps see plain bytes and the
+client gets them without C{Content-Encoding}. The connect deadline is the proxy's own, on
+the monotonic clock, applied through a public endpoint factory.
 """
 
 from __future__ import annotations
 
-import os
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
@@ -125,19 +126,16 @@ def makeAgent(clock: Clock, connectTimeout: float) -> tuple[IAgent, HTTPConnecti
 
 
 @implementer(IAgent)
-class _VerbatimAgent:
+class _IdentityWhenAsked:
     """
-    Undo what treq's C{ContentDecoderAgent} does around this agent.
-
-    treq always asks for gzip and decodes it. Below that wrapper this agent removes the
-    C{Accept-Encoding} it appended (the client's own is forwarded as sent) and hides the
-    response's C{Content-Encoding} under a private name, which L{UpstreamClient} puts
-    back, so the body is relayed exactly as the upstream encoded it.
+    treq's decoder always offers gzip, appended to the caller's own C{Accept-Encoding}. The
+    bridge asks for C{identity} (bridge-spec section 1: the stream is parsed as it
+    arrives), and keeps exactly that; pass-through sends no coding of its own, so treq's
+    gzip is the only one offered there (proxy-spec: the proxy owns content coding).
     """
 
-    def __init__(self, agent: IAgent, marker: bytes) -> None:
+    def __init__(self, agent: IAgent) -> None:
         self._agent = agent
-        self._marker = marker
 
     def request(
         self,
@@ -146,23 +144,26 @@ class _VerbatimAgent:
         headers: Headers | None = None,
         bodyProducer: IBodyProducer | None = None,
     ) -> Deferred[IResponse]:
-        if headers is not None:
-            values = headers.getRawHeaders(b"accept-encoding")
-            if values and values[-1] == b"gzip":
-                headers = headers.copy()
-                if len(values) == 1:
-                    headers.removeHeader(b"accept-encoding")
-                else:
-                    headers.setRawHeaders(b"accept-encoding", values[:-1])
-        d = self._agent.request(method, uri, headers, bodyProducer)
-        return d.addCallback(self._hideEncoding)
+        if headers is not None and headers.getRawHeaders(b"accept-encoding", [])[:1] == [
+            b"identity"
+        ]:
+            headers = headers.copy()
+            headers.setRawHeaders(b"accept-encoding", [b"identity"])
+        return self._agent.request(method, uri, headers, bodyProducer)
 
-    def _hideEncoding(self, response: IResponse) -> IResponse:
-        values = response.headers.getRawHeaders(b"content-encoding")
-        if values is not None:
-            response.headers.removeHeader(b"content-encoding")
-            response.headers.setRawHeaders(self._marker, values)
-        return response
+
+def undecodedCoding(response: IResponse) -> bytes | None:
+    """
+    The content coding treq could not decode (it decodes gzip), or L{None}.
+
+    Such a body cannot be scrubbed of the key, so it must never be relayed.
+    """
+    values = response.headers.getRawHeaders(b"content-encoding")
+    if not values:
+        return None
+    codings = [c.strip().lower() for c in b",".join(values).split(b",")]
+    left = [c for c in codings if c and c != b"identity"]
+    return b", ".join(left) if left else None
 
 
 class UpstreamClient:
@@ -174,9 +175,8 @@ class UpstreamClient:
     """
 
     def __init__(self, agent: IAgent, clock: Clock) -> None:
-        self._marker = b"x-responses-proxy-encoding-" + os.urandom(8).hex().encode()
         self._http = HTTPClient(
-            _VerbatimAgent(agent, self._marker), cookiejar=CookieJar(_RefuseAllCookies())
+            _IdentityWhenAsked(agent), cookiejar=CookieJar(_RefuseAllCookies())
         )
         self._reactor = clock.reactor
         self._cooperator = Cooperator(scheduler=clock.callSoon)
@@ -192,7 +192,8 @@ class UpstreamClient:
         self, method: bytes, url: str, headers: HeaderPairs, body: IBodyProducer | bytes | None
     ) -> Deferred[IResponse]:
         """
-        Send one request; the response body is not buffered.
+        Send one request; the response body is not buffered, and a gzip body is
+        decoded as it arrives (any other coding is left for L{undecodedCoding}).
         """
         raw = Headers()
         for name, values in headers:
@@ -206,18 +207,15 @@ class UpstreamClient:
             unbuffered=True,
             reactor=self._reactor,
         )
-        return d.addCallback(self._restoreEncoding)
+        return d.addCallback(_dropEmptyCoding)
 
-    def _restoreEncoding(self, response: IResponse) -> IResponse:
-        headers = response.headers
-        # Whatever Content-Encoding is here now was made up by ContentDecoderAgent
-        # (it turns "none" into an empty header): the real one is under the marker.
+
+def _dropEmptyCoding(response: IResponse) -> IResponse:
+    # ContentDecoderAgent turns "no Content-Encoding" into an empty one.
+    headers = response.headers
+    if headers.getRawHeaders(b"content-encoding") in ([b""], [b"identity"]):
         headers.removeHeader(b"content-encoding")
-        values = headers.getRawHeaders(self._marker)
-        if values is not None:
-            headers.removeHeader(self._marker)
-            headers.setRawHeaders(b"content-encoding", values)
-        return response
+    return response
 
 
 @attrs.frozen
