@@ -1,5 +1,5 @@
 """
-The real Codex CLI (C{codex exec} 0.169.0) through the proxy in bridge mode
+The real Codex CLI (C{codex exec} 0.171.0) through the proxy in bridge mode
 (C{--bridge-to-chat}), with the fake upstream speaking Chat Completions SSE.
 
 Each scenario checks both ends: what Codex did and printed, and the chat requests the
@@ -7,7 +7,7 @@ upstream received (the conversion of Codex's real Responses requests, follow-ups
 included). The chat replies have the shapes real providers send: a role-only first
 chunk, content / reasoning / tool-call deltas, a chunk with C{finish_reason}, a
 usage-only chunk with empty C{choices}, then C{data: [DONE]}. These tests need the Codex
-CLI (C{npm install --prefix .cache/codex @openai/codex@0.169.0}) and fail, not skip,
+CLI (C{npm install --prefix .cache/codex @openai/codex@0.171.0}) and fail, not skip,
 without it.
 """
 

@@ -3,7 +3,7 @@ The real Codex CLI against the fake upstream directly (no proxy), on the Respons
 
 These prove the harness (L{tests.support.codex}, L{tests.support.fake}); the proxy and
 bridge tests reuse the same scenarios through the proxy. They need the Codex CLI
-(C{npm install --prefix .cache/codex @openai/codex@0.169.0}) and fail, not skip, without it.
+(C{npm install --prefix .cache/codex @openai/codex@0.171.0}) and fail, not skip, without it.
 """
 
 from __future__ import annotations

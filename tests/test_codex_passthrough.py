@@ -1,11 +1,11 @@
 """
-The real Codex CLI (C{codex exec} 0.169.0) through the proxy in pass-through mode, with
+The real Codex CLI (C{codex exec} 0.171.0) through the proxy in pass-through mode, with
 the fake upstream speaking the Responses API.
 
 Codex is given a provider with its own C{env_key}, so it sends its own C{Authorization};
 the proxy's C{--dump-dir} shows that it arrived (redacted), and the upstream must see the
 proxy's key instead, exactly once. These tests need the Codex CLI
-(C{npm install --prefix .cache/codex @openai/codex@0.169.0}) and fail, not skip, without it.
+(C{npm install --prefix .cache/codex @openai/codex@0.171.0}) and fail, not skip, without it.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from tests.support.proxy import ProxyProcess
 CODEX_KEY = "sk-codex-own-key-must-not-reach-upstream"
 RUN_TIMEOUT = 30.0
 
-# Headers Codex 0.169 sends on every turn request that the proxy must pass on unchanged.
+# Headers Codex 0.171 sends on every turn request that the proxy must pass on unchanged.
 SESSION_HEADERS = ("session-id", "thread-id", "x-client-request-id", "x-codex-window-id")
 
 
@@ -101,9 +101,43 @@ class CodexPassThroughTests(SynchronousTestCase):
                          [("POST", "/v1/responses")])
         self.assertKeyReplaced(requests)
         [req] = requests
+        # Codex 0.171 asks for zstd or gzip; the proxy owns content coding: gzip only.
+        [dumped] = _dumpedRequests(self.dumpDir)
+        sent = {name.lower(): value for name, value in dumped["headers"]}
+        self.assertEqual(sent["accept-encoding"], "zstd,gzip")
+        self.assertEqual(req.headerValues("accept-encoding"), ["gzip"])
         self.assertEqual(req.header("accept"), "text/event-stream")
         self.assertEqual(req.header("originator"), "codex_exec")
         self.assertIn("say hello", json.dumps(req.json()["input"]))
+
+    def test_pauseLongerThanIdleLimit(self) -> None:
+        """
+        A turn whose command outlasts the idle keep-alive limit (tuned to 1 s here, 30 s by
+        default): the proxy closes the idle connection and Codex's next request still
+        goes through.
+        """
+        proxy = ProxyProcess(
+            self, upstreamURL=self.fake.url("/v1/responses"), tuning="idleTimeout=1"
+        ).start()
+        codex = CodexCLI(self, baseURL=proxy.url("/v1"), timeout=RUN_TIMEOUT)
+        self.fake.enqueue(
+            sseSpec(
+                [created("resp_W1")]
+                + functionCallEvents(
+                    "exec_command",
+                    {"cmd": "sleep 2.5; printf 'waited\\n' > out.txt", "yield_time_ms": 10000},
+                    callId="call_W1",
+                )
+                + [completed("resp_W1")]
+            ),
+            textReply("Done after the pause.", responseId="resp_W2", eventLines=False),
+        )
+        result = codex.run("wait, then write out.txt")
+        self.assertEqual(result.exitCode, 0, result.describe())
+        self.assertEqual((result.workdir / "out.txt").read_text(), "waited\n")
+        self.assertEqual(result.agentMessages(), ["Done after the pause."])
+        first, second = self.fake.requests()
+        self.assertGreater(second.t - first.t, 2.0)
 
     def test_toolCallRoundTrip(self) -> None:
         """

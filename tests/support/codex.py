@@ -37,7 +37,7 @@ from typing import Any
 
 from tests.support.procs import REPO, ManagedProcess, WaitTimeout, makeTempDir
 
-CODEX_VERSION = "0.169.0"
+CODEX_VERSION = "0.171.0"
 INSTALL_HINT = (
     f"npm install --prefix .cache/codex @openai/codex@{CODEX_VERSION}  "
     "(run in the repository root; or set CODEX_BIN to a codex binary)"
@@ -88,7 +88,7 @@ def findCodex() -> Path:
 
 def codexVersion(timeout: float = 30.0) -> str:
     """
-    @return: what C{codex --version} prints, e.g. C{"codex-cli 0.169.0"}.
+    @return: what C{codex --version} prints, e.g. C{"codex-cli 0.171.0"}.
     """
     out = subprocess.run(
         [str(findCodex()), "--version"],
