@@ -516,15 +516,19 @@ class _Upstream:
             yield view[i : i + _PIECE]
 
 
-def serveUpstream(infoPath: str) -> None:
+def serveUpstream(infoPath: str, context: Any = None) -> None:
     """
     Run the fake upstream until SIGTERM; write C{{"port", "pid"}} to C{infoPath}.
+
+    @param context: an C{ssl.SSLContext} to serve HTTPS with (see C{_originals.py}).
     """
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     upstream = _Upstream(loop)
     server = loop.run_until_complete(
-        loop.create_server(lambda: _UpstreamProtocol(upstream), HOST, 0, backlog=1024)
+        loop.create_server(
+            lambda: _UpstreamProtocol(upstream), HOST, 0, backlog=1024, ssl=context
+        )
     )
     port = server.sockets[0].getsockname()[1]
     _writeInfo(infoPath, {"port": port, "pid": os.getpid()})
