@@ -85,6 +85,23 @@ class EndpointTests(SynchronousTestCase):
         self.assertIsInstance(tls, _DeadlineEndpoint)
         self.assertNotEqual(type(plain._endpoint), type(tls._endpoint))
 
+    def test_oneEndpointPerOrigin(self) -> None:
+        """The endpoint of an origin is built once and reused (C{Agent} asks on every
+        request); another scheme, host or port gets its own."""
+        factory = UpstreamEndpoints(SteppingClocks().clock, 15)
+        first = factory.endpointForURI(URI.fromBytes(b"https://api.example/v1/responses"))
+        again = factory.endpointForURI(URI.fromBytes(b"https://api.example/v1/other?x=1"))
+        self.assertIs(first, again)
+        others = {
+            id(factory.endpointForURI(URI.fromBytes(url)))
+            for url in (
+                b"http://api.example/v1/responses",
+                b"https://api.example:8443/v1/responses",
+                b"https://other.example/v1/responses",
+            )
+        }
+        self.assertEqual(len(others | {id(first)}), 4)
+
 
 class ClassifyFailureTests(SynchronousTestCase):
     """

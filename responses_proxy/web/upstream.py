@@ -88,14 +88,31 @@ class UpstreamEndpoints:
     What C{Agent} does by default (a C{HostnameEndpoint}, wrapped in TLS for https with
     certificates verified against the platform's trust store), with the proxy's own
     connect deadline.
+
+    C{Agent} asks for an endpoint on every request, even when the pool then hands it a
+    connection it already has. An endpoint can connect any number of times, so one is
+    built per upstream origin and kept: building it cost a TLS context (the trust store
+    loaded again) per request.
     """
+
+    _MAX_ORIGINS = 16
 
     def __init__(self, clock: Clock, connectTimeout: float) -> None:
         self._clock = clock
         self._connectTimeout = connectTimeout
         self._tls = BrowserLikePolicyForHTTPS()
+        self._endpoints: dict[tuple[bytes, bytes, int], IStreamClientEndpoint] = {}
 
     def endpointForURI(self, uri: Any) -> IStreamClientEndpoint:
+        origin = (uri.scheme, uri.host, uri.port)
+        endpoint = self._endpoints.get(origin)
+        if endpoint is None:
+            endpoint = self._newEndpoint(uri)
+            if len(self._endpoints) < self._MAX_ORIGINS:
+                self._endpoints[origin] = endpoint
+        return endpoint
+
+    def _newEndpoint(self, uri: Any) -> IStreamClientEndpoint:
         # Twisted's own attempt limit stays as a backstop well behind the deadline.
         endpoint: IStreamClientEndpoint = HostnameEndpoint(
             self._clock.reactor,
