@@ -13,20 +13,46 @@ import sys
 from collections.abc import Sequence
 
 from twisted.logger import (
+    FileLogObserver,
     FilteringLogObserver,
+    LogEvent,
     LogLevel,
     LogLevelFilterPredicate,
+    formatEventAsClassicLogText,
+    formatTime,
     globalLogBeginner,
-    textFileLogObserver,
 )
 from twisted.python import usage
 
 from responses_proxy.tap import PROG, Options, makeService
 
 
+class _SecondsFormatter:
+    """
+    C{textFileLogObserver}'s format, with the timestamp (whole seconds) rendered once
+    per second instead of once per line: it was a third of the access line's cost.
+    """
+
+    def __init__(self) -> None:
+        self._second: int | None = None
+        self._text = ""
+
+    def formatTime(self, when: float | None) -> str:
+        if when is None:
+            return formatTime(when)
+        second = int(when)
+        if second != self._second:
+            self._second, self._text = second, formatTime(second)
+        return self._text
+
+    def __call__(self, event: LogEvent) -> str | None:
+        return formatEventAsClassicLogText(event, formatTime=self.formatTime)
+
+
 def _startLogging() -> None:
     predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)
-    observer = FilteringLogObserver(textFileLogObserver(sys.stderr), [predicate])
+    text = FileLogObserver(sys.stderr, _SecondsFormatter())
+    observer = FilteringLogObserver(text, [predicate])
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
 
 

@@ -6,7 +6,7 @@ strict channel, request and site, on a fake clock.
 from __future__ import annotations
 
 from twisted.internet.testing import EventLoggingObserver
-from twisted.logger import globalLogPublisher
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.iweb import IAgent
 from zope.interface import implementer
@@ -297,6 +297,10 @@ class LoggingTests(SynchronousTestCase):
             ("POST", "/v1/responses", 201, 201),
         )
         self.assertGreater(event["bytesOut"], 0)
+        self.assertRegex(
+            formatEvent(event),
+            rf"\APOST /v1/responses 201 {event['bytesOut']}B [0-9]+\.[0-9]{{3}}s upstream=201\Z",
+        )
         self.assertNotIn(KEY.decode(), repr(list(observer)))
         self.assertNotIn("client", repr(list(observer)))
 

@@ -270,3 +270,23 @@ class TwistdTests(SynchronousTestCase):
         self.assertIn(f"cannot listen on 127.0.0.1:{port}", err)
         log = directory / "log"
         self.assertFalse(log.exists() and "Main loop" in log.read_text())
+
+
+class ConsoleLogTests(SynchronousTestCase):
+    """
+    The console script's log lines read as C{textFileLogObserver}'s.
+    """
+
+    def test_linesAsTwistedFormatsThem(self) -> None:
+        """Within a second, across seconds and without a time, each line is what
+        C{formatEventAsClassicLogText} makes of the event."""
+        from twisted.logger import formatEventAsClassicLogText
+
+        from responses_proxy.cli import _SecondsFormatter
+
+        formatter = _SecondsFormatter()
+        base = 1_760_000_000.25
+        for when in (base, base + 0.5, base + 0.75, base + 1.0, base + 3601.9, None):
+            event = {"log_format": "{line}", "line": "POST /v1/responses 200",
+                     "log_namespace": "responses_proxy", "log_time": when}
+            self.assertEqual(formatter(event), formatEventAsClassicLogText(event), when)

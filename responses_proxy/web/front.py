@@ -177,17 +177,30 @@ class StrictRequest(server.Request):
         internalError(self, reason)
 
     def _ended(self, result: object) -> None:
+        """
+        The access log line. It is rendered here (an f-string), and the event's format is
+        just C{{line}}: Twisted's formatter parses a format in Python, and seven fields
+        with a format spec made the line a tenth of a small request's CPU. The fields are
+        still in the event for other observers.
+        """
         if isinstance(result, Failure):
             self.clientGone = True
+        method = _text(self.method)
+        target = _text(self.uri)
+        duration = time.monotonic() - self._started if self._started else 0.0
+        upstream = self.upstreamStatus if self.upstreamStatus is not None else "-"
+        refusal = f" refused: {self.refusal}" if self.refusal else ""
         _log.info(
-            "{method} {target} {status} {bytesOut}B {duration:.3f}s upstream={upstream}{refusal}",
-            method=_text(self.method),
-            target=_text(self.uri),
+            "{line}",
+            line=f"{method} {target} {self.code} {self.sentLength}B {duration:.3f}s "
+            f"upstream={upstream}{refusal}",
+            method=method,
+            target=target,
             status=self.code,
             bytesOut=self.sentLength,
-            duration=time.monotonic() - self._started if self._started else 0.0,
-            upstream=self.upstreamStatus if self.upstreamStatus is not None else "-",
-            refusal=f" refused: {self.refusal}" if self.refusal else "",
+            duration=duration,
+            upstream=upstream,
+            refusal=refusal,
             disconnected=self.clientGone,
         )
 
