@@ -29,8 +29,11 @@ from responses_proxy.tap import PROG, Options, makeService
 
 class _SecondsFormatter:
     """
-    C{textFileLogObserver}'s format, with the timestamp (whole seconds) rendered once
-    per second instead of once per line: it was a third of the access line's cost.
+    C{textFileLogObserver}'s format (C{"{timeStamp} [{system}] {event}\n"}), made cheap
+    for the access line, which is most of what is logged: the timestamp (whole seconds)
+    is rendered once per second instead of once per line, and a line the proxy rendered
+    itself (format C{{line}}) is not parsed again by Twisted's formatter. Together they
+    were two thirds of the line's cost.
     """
 
     def __init__(self) -> None:
@@ -46,6 +49,19 @@ class _SecondsFormatter:
         return self._text
 
     def __call__(self, event: LogEvent) -> str | None:
+        line = event.get("line")
+        level = event.get("log_level")
+        if (
+            event.get("log_format") == "{line}"
+            and isinstance(line, str)
+            and line
+            and level is not None
+            and "log_system" not in event
+            and "log_failure" not in event
+        ):
+            stamp = self.formatTime(event.get("log_time"))
+            system = f"{event.get('log_namespace', '-')}#{level.name}"
+            return f"{stamp} [{system}] {line}".replace("\n", "\n\t") + "\n"
         return formatEventAsClassicLogText(event, formatTime=self.formatTime)
 
 

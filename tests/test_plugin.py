@@ -280,13 +280,24 @@ class ConsoleLogTests(SynchronousTestCase):
     def test_linesAsTwistedFormatsThem(self) -> None:
         """Within a second, across seconds and without a time, each line is what
         C{formatEventAsClassicLogText} makes of the event."""
-        from twisted.logger import formatEventAsClassicLogText
+        from twisted.logger import LogLevel, formatEventAsClassicLogText
 
         from responses_proxy.cli import _SecondsFormatter
 
         formatter = _SecondsFormatter()
         base = 1_760_000_000.25
+        events = [
+            {"log_format": "{line}", "line": "POST /v1/responses 200 459B 0.001s upstream=200",
+             "log_namespace": "responses_proxy", "log_level": LogLevel.info},
+            {"log_format": "{line}", "line": "two\nlines", "log_level": LogLevel.warn},
+            {"log_format": "{line}", "line": "a system", "log_system": "sys",
+             "log_level": LogLevel.info},
+            {"log_format": "{line}", "line": "no level"},
+            {"log_format": "{line}", "line": 42, "log_level": LogLevel.info},
+            {"log_format": "{n} {what}", "n": 3, "what": "things",
+             "log_namespace": "responses_proxy", "log_level": LogLevel.info},
+        ]
         for when in (base, base + 0.5, base + 0.75, base + 1.0, base + 3601.9, None):
-            event = {"log_format": "{line}", "line": "POST /v1/responses 200",
-                     "log_namespace": "responses_proxy", "log_time": when}
-            self.assertEqual(formatter(event), formatEventAsClassicLogText(event), when)
+            for event in events:
+                event = dict(event, log_time=when)
+                self.assertEqual(formatter(event), formatEventAsClassicLogText(event), event)
