@@ -29,6 +29,18 @@ class StreamRedactor:
         self._keyBytes = frozenset(bytes((b,)) for b in key)
         self._held = b""
 
+    def fresh(self) -> StreamRedactor:
+        """
+        A redactor for a new stream, with this one's key: its tables are shared, not
+        built again (once per request otherwise).
+        """
+        other = StreamRedactor.__new__(StreamRedactor)
+        other._key = self._key
+        other._tail = self._tail
+        other._keyBytes = self._keyBytes
+        other._held = b""
+        return other
+
     def feed(self, data: bytes) -> bytes:
         """
         Return the redacted bytes that can be released now.

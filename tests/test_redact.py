@@ -41,3 +41,14 @@ class RedactorTests(SynchronousTestCase):
         self.assertEqual(r.feed(b"abc s"), b"abc ")
         self.assertEqual(r.feed(b"k-T"), b"")
         self.assertEqual(r.flush(), b"sk-T")
+
+    def test_freshStartsEmpty(self) -> None:
+        """A fresh redactor has the same key but none of the held-back bytes."""
+        r = StreamRedactor(self.key)
+        self.assertEqual(r.feed(b"abc sk-T"), b"abc ")
+        fresh = r.fresh()
+        self.assertEqual(fresh.flush(), b"")
+        self.assertEqual(fresh.feed(self.raw + b"\n"), REDACTED + b"\n")
+        self.assertEqual(fresh.feed(b"x " + self.raw[:5]), b"x ")
+        self.assertEqual(fresh.feed(self.raw[5:] + b"."), REDACTED + b".")
+        self.assertEqual(r.flush(), b"sk-T")

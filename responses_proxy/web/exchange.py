@@ -50,6 +50,12 @@ class Upstream:
     authorization: AuthorizationHeader
     limits: Limits
     dumper: Dumper | None = None
+    redactor: StreamRedactor = attrs.field(
+        init=False,
+        repr=False,
+        eq=False,
+        default=attrs.Factory(lambda self: StreamRedactor(self.authorization.key), takes_self=True),
+    )
 
     def open(self, request: StrictRequest) -> UpstreamExchange:
         """
@@ -72,7 +78,7 @@ class UpstreamExchange:
         self.request = request
         self.clock = upstream.clock
         self.limits = upstream.limits
-        self.redactor = StreamRedactor(upstream.authorization.key)
+        self.redactor = upstream.redactor.fresh()
         self.dump: DumpRecord | None = upstream.dumper.begin() if upstream.dumper else None
         self.clientGone = False
         self._pendingRequest: Deferred[IResponse] | None = None
