@@ -1,6 +1,6 @@
 """
 Upstream connections are pooled: sequential requests reuse one connection, in
-pass-through and in bridge mode.
+pass-through and in bridge mode, and concurrent ones keep as many as they needed.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import json
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support import http
-from tests.support.fake import FakeUpstream
+from tests.support.fake import FakeUpstream, makeCAAndLeaf
+from tests.support.procs import makeTempDir
 from tests.support.proxy import ProxyProcess
 
 
@@ -60,3 +61,41 @@ class PoolingTests(SynchronousTestCase):
             fake.waitOutcome(n, timeout=10)
         self.assertEqual(len(fake.requests()), 3)
         self.assertEqual(fake.connections()["total"], 1, json.dumps(fake.connections()))
+
+    def concurrentRounds(self, fake: FakeUpstream, proxy: ProxyProcess, clients: int) -> None:
+        """
+        Two rounds of C{clients} requests in flight at once: each round's replies are
+        held at a gate until all of its requests have reached the upstream.
+        """
+        for round_, gate in enumerate(("first", "second"), start=1):
+            fake.setDefault({"body": "{}", "then_gate": gate})
+            connections = [http.RawConnection(proxy.port) for _ in range(clients)]
+            try:
+                for connection in connections:
+                    connection.send(http.buildRequest("POST", "/v1/responses", b"{}"))
+                fake.waitRequests(clients * round_, timeout=20)
+                fake.release(gate)
+                for connection in connections:
+                    self.assertEqual(connection.readResponse(timeout=20).status, 200)
+            finally:
+                for connection in connections:
+                    connection.close()
+
+    def test_concurrentConnectionsAllReused(self) -> None:
+        """40 requests at once need 40 upstream connections; 40 more at once reuse all
+        of them (more than a pool capped at 32 idle would keep): none is opened anew."""
+        fake = FakeUpstream(self).start()
+        proxy = ProxyProcess(self, upstreamURL=fake.url()).start()
+        self.concurrentRounds(fake, proxy, 40)
+        self.assertEqual(len({r.conn for r in fake.requests()}), 40)
+        self.assertEqual(fake.connections()["total"], 40)
+
+    def test_concurrentTLSConnectionsAllReused(self) -> None:
+        """The same over TLS, where every new connection is a handshake."""
+        pair = makeCAAndLeaf(makeTempDir(self))
+        fake = FakeUpstream(self).start(tls=pair)
+        proxy = ProxyProcess(
+            self, upstreamURL=fake.url(), env={"SSL_CERT_FILE": str(pair.ca)}
+        ).start()
+        self.concurrentRounds(fake, proxy, 40)
+        self.assertEqual(fake.connections()["total"], 40)

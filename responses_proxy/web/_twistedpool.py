@@ -58,10 +58,16 @@ class UpstreamPool(HTTPConnectionPool):
     The upstream connection pool: persistent connections, as many idle ones as the
     concurrency needs (bounded), dropped a little before a typical server's keep-alive
     timeout so a reused connection is rarely a dead one.
+
+    Every connection a burst of concurrent requests opened is kept when it comes back
+    (up to L{maxPersistentPerHost}), so the next burst of the same size finds one idle
+    connection per request and opens none: with a smaller cap, each burst closed the
+    connections over it and opened them again (a TLS handshake each). Idle connections
+    beyond what the traffic uses expire after L{cachedConnectionTimeout}.
     """
 
     _factory = _QuietClientFactory
-    maxPersistentPerHost = 32
+    maxPersistentPerHost = 128
     cachedConnectionTimeout = 50
 
     def _putConnection(self, key: Any, connection: Any) -> None:
