@@ -78,6 +78,35 @@ class DeadlineTests(SynchronousTestCase):
         self.assertEqual(self.fired, [])
         self.assertIsNone(self.deadline.remaining())
 
+    def test_stopKeepsTheWakeUpForTheNextStart(self) -> None:
+        """A stopped deadline never fires; started again, it reuses the pending wake-up
+        (no new reactor call) and still ends a full period after the new start."""
+        self.deadline.start()
+        [call] = self.clocks.reactor.getDelayedCalls()
+        self.clocks.elapse(5)
+        self.deadline.stop()
+        self.assertFalse(self.deadline.running)
+        self.assertIsNone(self.deadline.remaining())
+        self.clocks.elapse(5)
+        self.deadline.start()
+        self.assertEqual(self.clocks.reactor.getDelayedCalls(), [call])
+        self.clocks.elapse(19.9)
+        self.assertEqual(self.fired, [])
+        self.clocks.elapse(0.1)
+        self.assertEqual(self.fired, [30.0])
+
+    def test_stoppedNeverFires(self) -> None:
+        """The wake-up of a stopped deadline comes and does nothing; C{cancel} after
+        C{stop} drops it."""
+        self.deadline.start()
+        self.deadline.stop()
+        self.clocks.elapse(100)
+        self.assertEqual(self.fired, [])
+        self.deadline.start()
+        self.deadline.stop()
+        self.deadline.cancel()
+        self.assertEqual(self.clocks.reactor.getDelayedCalls(), [])
+
     def test_restartWithNewLength(self) -> None:
         """C{start(seconds)} restarts with another length."""
         self.deadline.start()

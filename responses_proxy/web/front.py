@@ -257,7 +257,7 @@ class StrictHTTPChannel(http.HTTPChannel):
             # A request begins: its own deadlines replace the idle one until the whole
             # request has arrived.
             self._busy = True
-            self._idleDeadline.cancel()
+            self._idleDeadline.stop()
             self._headerDeadline.start()
         super().dataReceived(data)
 
@@ -287,7 +287,7 @@ class StrictHTTPChannel(http.HTTPChannel):
         super().lineReceived(line)
 
     def allHeadersReceived(self) -> None:
-        self._headerDeadline.cancel()
+        self._headerDeadline.stop()
         request = self.requests[-1]
         length = self._bodyLength
         if length is not None and length > self.limits.maxBodyBytes:
@@ -339,8 +339,8 @@ class StrictHTTPChannel(http.HTTPChannel):
             return
         self._receivingBody = False
         self._chunked = None
-        self._bodyDeadline.cancel()
-        self._rateDeadline.cancel()
+        self._bodyDeadline.stop()
+        self._rateDeadline.stop()
         super().allContentReceived()
 
     def _checkRate(self) -> None:
@@ -434,6 +434,8 @@ class StrictHTTPChannel(http.HTTPChannel):
             self.transport.abortConnection()
 
     def _stopDeadlines(self) -> None:
+        # Between requests the deadlines are only stopped (their wake-ups are reused by
+        # the next request); a closing connection drops them.
         self._headerDeadline.cancel()
         self._bodyDeadline.cancel()
         self._rateDeadline.cancel()

@@ -97,9 +97,20 @@ class Deadline:
             return None
         return max(0.0, self._end - self._clock.monotonic())
 
+    def stop(self) -> None:
+        """
+        Stop counting, but leave the reactor's wake-up in place for the next L{start} to
+        reuse: for a limit restarted over and over (once per request on a keep-alive
+        connection), that saves scheduling and cancelling a call every time. A stopped
+        deadline never fires; the wake-up, if it comes, finds it stopped and does nothing.
+        Use L{cancel} when it will not be started again soon: the wake-up keeps the
+        deadline's owner alive until it is due.
+        """
+        self._end = None
+
     def cancel(self) -> None:
         """
-        Stop counting; a stopped deadline never fires.
+        Stop counting and drop the reactor's wake-up; a stopped deadline never fires.
         """
         self._end = None
         call, self._call = self._call, None
