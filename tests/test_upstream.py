@@ -11,7 +11,12 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.client import URI, ResponseFailed, ResponseNeverReceived
 
-from responses_proxy.web.upstream import UpstreamEndpoints, _DeadlineEndpoint, classifyFailure
+from responses_proxy.web.upstream import (
+    UpstreamClient,
+    UpstreamEndpoints,
+    _DeadlineEndpoint,
+    classifyFailure,
+)
 from tests.support.clocks import SteppingClocks
 
 
@@ -101,6 +106,49 @@ class EndpointTests(SynchronousTestCase):
             )
         }
         self.assertEqual(len(others | {id(first)}), 4)
+
+
+class _CapturingAgent:
+    """Records each request; never answers."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[bytes, bytes, object, object]] = []
+
+    def request(self, method, uri, headers=None, bodyProducer=None):  # type: ignore[no-untyped-def]
+        self.requests.append((method, uri, headers, bodyProducer))
+        return Deferred()
+
+
+class UpstreamClientTests(SynchronousTestCase):
+    """
+    What the client hands to the agent.
+    """
+
+    def test_uriAndHost(self) -> None:
+        """The URI is encoded once per URL (as treq did: a default port is dropped);
+        C{Host} is the URI's host, with the port unless it is the scheme's default."""
+        cases = [
+            ("https://api.example/v1/responses", b"api.example"),
+            ("http://127.0.0.1:8080/v1/responses", b"127.0.0.1:8080"),
+            ("http://localhost/v1/responses", b"localhost"),
+            ("https://api.example:8443/v1/responses?api-version=1", b"api.example:8443"),
+        ]
+        agent = _CapturingAgent()
+        client = UpstreamClient(agent, SteppingClocks().clock)
+        for url, host in cases:
+            client.request(b"post", url, [(b"x-one", [b"1"])], b"{}")
+            method, uri, headers, body = agent.requests[-1]
+            self.assertEqual(method, b"POST")
+            self.assertEqual(uri, url.encode("ascii"))
+            self.assertEqual(headers.getRawHeaders(b"host"), [host], url)
+            self.assertEqual(headers.getRawHeaders(b"x-one"), [b"1"])
+            self.assertEqual(headers.getRawHeaders(b"accept-encoding"), [b"gzip"])
+            self.assertEqual(body.length, 2)
+        client.request(b"POST", "https://api.example:443/v1/responses", [], None)
+        _, uri, headers, body = agent.requests[-1]
+        self.assertEqual(uri, b"https://api.example/v1/responses")
+        self.assertEqual(headers.getRawHeaders(b"host"), [b"api.example"])
+        self.assertIsNone(body)
 
 
 class ClassifyFailureTests(SynchronousTestCase):
