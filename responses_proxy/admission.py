@@ -11,6 +11,7 @@ allow-list.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Sequence
 
@@ -34,13 +35,15 @@ def isShutdownRequest(method: bytes, target: bytes) -> bool:
     return method == b"GET" and target == SHUTDOWN_TARGET
 
 
+@functools.lru_cache(maxsize=64)
 def isLoopbackHost(value: bytes) -> bool:
     """
     Whether a C{Host} header names this machine's loopback interface.
 
     Accepted: C{localhost}, a dotted-quad address in 127.0.0.0/8, C{[::1]}; each with
     an optional port. Anything else (a DNS name, which could be rebound to 127.0.0.1 by
-    a hostile page) is refused.
+    a hostile page) is refused. A client sends the same value on every request, so the
+    answers are remembered (a few).
     """
     if not value or len(value) > 255:
         return False

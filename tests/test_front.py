@@ -334,6 +334,26 @@ class KeepAliveTests(SynchronousTestCase):
     Persistent client connections keep working and still time out when idle.
     """
 
+    def test_localAddressAskedOnce(self) -> None:
+        """Requests on one connection share its local address, asked of the transport
+        once (Twisted's request asks for it every time)."""
+        proxy = MemoryProxy()
+        client = proxy.connect()
+        asked = []
+        getHost = client.transport.getHost
+        client.transport.getHost = lambda: asked.append(1) or getHost()  # type: ignore[method-assign]
+        hosts = []
+        for n in range(3):
+            client.send(request())
+            proxy.pump()
+            hosts.append(client.channel.requests[-1].getHost())
+            up = proxy.upstreamResource.requests[n]
+            up.write(b"{}")
+            up.finish()
+            proxy.pump()
+        self.assertEqual(len(asked), 1)
+        self.assertEqual({(h.host, h.port) for h in hosts}, {("127.0.0.1", 8080)})
+
     def test_secondRequestOnSameConnection(self) -> None:
         """Two requests in a row on one connection are both forwarded and answered."""
         proxy = MemoryProxy()

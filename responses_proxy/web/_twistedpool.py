@@ -34,16 +34,15 @@ class _ConnectionHeaderProtocol(HTTP11ClientProtocol):
 
     def request(self, request: Any) -> Deferred[Any]:
         d = super().request(request)
-        parser = self._parser
+        return d.addCallback(self._restore, self._parser)
 
-        def restore(response: Any) -> Any:
-            if parser is not None:
-                values = parser.connHeaders.getRawHeaders(b"connection")
-                if values:
-                    response.headers.setRawHeaders(b"connection", values)
-            return response
-
-        return d.addCallback(restore)
+    @staticmethod
+    def _restore(response: Any, parser: Any) -> Any:
+        if parser is not None:
+            values = parser.connHeaders.getRawHeaders(b"connection")
+            if values:
+                response.headers.setRawHeaders(b"connection", values)
+        return response
 
 
 class _QuietClientFactory(_HTTP11ClientFactory):

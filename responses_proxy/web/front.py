@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import ITCPTransport
+from twisted.internet.interfaces import IAddress, ITCPTransport
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import http, server
@@ -241,6 +241,17 @@ class StrictHTTPChannel(http.HTTPChannel):
         self._abortDeadline = self.clock.deadline(self.abortTimeout, self._forceClose)
         super().connectionMade()
         self._idleDeadline.start()
+
+    _host: IAddress | None = None
+
+    def getHost(self) -> IAddress:
+        """
+        The local address, asked of the socket once per connection (Twisted's request
+        asks for it on every request, a system call each time; it cannot change).
+        """
+        if self._host is None:
+            self._host = super().getHost()
+        return self._host
 
     def notifyClosed(self) -> Deferred[None]:
         """
