@@ -27,7 +27,7 @@ def endedCleanly(reason: Failure) -> bool:
     Whether a body ended as a whole: C{ResponseDone}, or C{PotentialDataLoss} (no length,
     and the upstream closed).
     """
-    return reason.check(ResponseDone, PotentialDataLoss) is not None
+    return isinstance(reason.value, (ResponseDone, PotentialDataLoss))
 
 
 class DiscardBody(Protocol):
