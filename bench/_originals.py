@@ -7,9 +7,9 @@ The side-by-side pieces of C{bench_proxy.py}: the Rust original and a TLS upstre
     C{--http-shutdown}, C{--upstream-url}) and stopped with C{GET /shutdown}.
   - A TLS fake upstream: the benchmark's fast upstream (C{_benchlib.serveUpstream})
     behind a server certificate from a throwaway CA made by the tests' own
-    C{makeCAAndLeaf}; both proxies trust that CA through C{SSL_CERT_FILE} (OpenSSL's
-    default verify paths for this one; the original's rustls client loads the
-    platform's roots through C{rustls-native-certs}, which reads the same variable).
+    C{makeCAAndLeaf}; both proxies trust that CA through C{SSL_CERT_FILE} (this one through
+    OpenSSL's default verify paths; the original honours it too: without it, the same
+    request through it fails with a 500 and "forwarding error" on its stderr).
   - Clients for the "direct" rows over TLS: a blocking socket and an asyncio
     connection, both verifying the upstream against the CA.
 
@@ -28,7 +28,6 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -190,13 +189,6 @@ def startTLSUpstream(workdir: Path, tls: TLS, cpus: set[int] | None) -> lib.Chil
     except BaseException:
         child.stop()
         raise
-
-
-def plainConnect() -> tuple[Callable[[int], socket.socket], Callable[[int], Any]]:
-    """
-    The plain-text client pair (blocking connect, asyncio open).
-    """
-    return lib.connect, lib.AsyncClient.open
 
 
 def removeTree(path: Path) -> None:

@@ -11,10 +11,11 @@ pinned Codex npm package), over a plain-text upstream and a TLS one.
   - Streaming throughput of one large SSE reply read as fast as possible: 1 KiB events
     each in its own HTTP chunk (as servers flush SSE), and the same events in 64 KiB
     chunks; the proxy's CPU seconds per GiB.
-  - Memory per open stream: the proxy's RSS growth with 100 streams open at once (each
-    has its first event; the rest comes later), the first time and again.
   - 16 and 64 concurrent keep-alive clients doing small requests: requests/s, latency,
     errors, the proxy's CPU per request and RSS, upstream connections opened.
+  - Memory per open stream: the RSS growth of a proxy started afresh with 100 streams open
+    at once (the upstream has sent each its first event; the rest comes later), the first
+    time and again.
 
 The TLS upstream is the same fake behind a certificate from a throwaway CA; both proxies
 get C{SSL_CERT_FILE=<ca>}, the client talks plain HTTP to them (they listen on loopback),
@@ -226,20 +227,23 @@ def stream(target: Target, request: bytes, expected: int, cap: float) -> Run:
 @dataclass
 class OpenStreams:
     """
-    RSS (KiB) before, with every stream open, and after; streams that opened; errors.
+    RSS (KiB) before, with the streams open, and after; streams open at the upstream
+    when RSS was read; streams whose client had its first event by then; errors.
     """
 
     before: int
     open: int
     after: int
     opened: int
+    firstEvent: int
     errors: int
 
 
-async def _openStreams(target: Target, request: bytes, count: int, wait: float
-                       ) -> OpenStreams:
+async def _openStreams(target: Target, request: bytes, count: int, wait: float,
+                       stats: Callable[[], dict]) -> OpenStreams:
     parsers = [lib.ResponseParser() for _ in range(count)]
     before = target.memory()["VmRSS"]
+    requests0 = stats()["requests"]
     clients: list[lib.AsyncClient] = []
     errors = 0
     for _ in range(count):
@@ -247,25 +251,31 @@ async def _openStreams(target: Target, request: bytes, count: int, wait: float
             clients.append(await target.openAsync(target.port))
         except OSError:
             errors += 1
-    tasks = [asyncio.ensure_future(c.exchange(request, p, 60))
+    tasks = [asyncio.ensure_future(c.exchange(request, p, wait + 10))
              for c, p in zip(clients, parsers, strict=False)]
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        if all(p.bodyBytes for p in parsers[: len(clients)]):
-            break
-        await asyncio.sleep(0.01)
-    opened = sum(1 for p in parsers if p.bodyBytes and not p.complete)
+    # Open means the upstream has the request and sent its first event: the original
+    # holds small chunks back, so its clients may not have seen a byte yet.
+    deadline = time.monotonic() + wait * 0.6
+    opened = 0
+    while time.monotonic() < deadline and opened < len(clients):
+        await asyncio.sleep(0.02)
+        opened = stats()["requests"] - requests0
+    settle = min(deadline, time.monotonic() + 0.5)
+    while time.monotonic() < settle and not all(p.bodyBytes for p in parsers[: len(clients)]):
+        await asyncio.sleep(0.02)
+    firstEvent = sum(1 for p in parsers if p.bodyBytes and not p.complete)
     during = target.memory()["VmRSS"]
     for result in await asyncio.gather(*tasks, return_exceptions=True):
         if isinstance(result, BaseException) or result.status != 200:
             errors += 1
     for client in clients:
         client.close()
-    return OpenStreams(before, during, target.memory()["VmRSS"], opened, errors)
+    return OpenStreams(before, during, target.memory()["VmRSS"], opened, firstEvent, errors)
 
 
-def openStreams(target: Target, request: bytes, count: int) -> OpenStreams:
-    return asyncio.run(_openStreams(target, request, count, OPEN_STREAM_GAP_MS / 1000 * 0.8))
+def openStreams(target: Target, request: bytes, count: int, stats: Callable[[], dict]
+                ) -> OpenStreams:
+    return asyncio.run(_openStreams(target, request, count, OPEN_STREAM_GAP_MS / 1000, stats))
 
 
 async def _concurrent(target: Target, request: bytes, clients: int, total: int, cap: float
@@ -453,28 +463,6 @@ def runPhases(cfg: dict, targets: list[Target], stats: Callable[[], dict]) -> No
         ["", "MiB x runs", "errors", "s", "MiB/s", "HTTP chunks recv", "proxy CPU s/GiB",
          "proxy CPU %"], rows))
 
-    # -- memory per open stream -----------------------------------------------------------
-    rows = []
-    count = int(cfg["openStreams"])
-    for target in targets:
-        if not target.proxied:
-            continue
-        request = requestFor(target.port, f"responses;gap={OPEN_STREAM_GAP_MS}")
-        for round_ in ("first", "again"):
-            result = openStreams(target, request, count)
-            grown = (result.open - result.before) / max(1, result.opened)
-            if round_ == "again":
-                target.summary[f"KiB per open stream ({count})"] = f"{grown:.0f}"
-            rows.append([f"{target.name}, {round_}", result.opened, result.errors,
-                         f"{result.before / 1024:.1f}", f"{result.open / 1024:.1f}",
-                         f"{result.after / 1024:.1f}", f"{grown:.0f}"])
-    print()
-    print(lib.table(
-        f"{count} streams open at once (each has its first event, the rest comes "
-        f"{OPEN_STREAM_GAP_MS / 1000:.0f} s later): the proxy's RSS",
-        ["", "open", "errors", "RSS before MiB", "RSS open MiB", "RSS after MiB",
-         "KiB per open stream"], rows))
-
     # -- concurrency ----------------------------------------------------------------------
     rows = []
     for clients, total in sorted(cfg["concurrent"].items()):
@@ -507,10 +495,56 @@ def runPhases(cfg: dict, targets: list[Target], stats: Callable[[], dict]) -> No
                     ["", "ok", "errors", "req/s", "p50 ms", "p99 ms", "proxy CPU ms/req",
                      "proxy CPU %", "proxy RSS MiB", "upstream conns"], rows))
     memory = ", ".join(
-        f"{t.name} VmRSS {t.memory()['VmRSS'] / 1024:.1f} MiB (peak {t.memory()['VmHWM'] / 1024:.1f})"
-        for t in targets if t.proxied)
+        f"{t.name} VmRSS {t.memory()['VmRSS'] / 1024:.1f} MiB "
+        f"(peak {t.memory()['VmHWM'] / 1024:.1f})" for t in targets if t.proxied)
     print(f"\nproxy memory at the end: {memory}")
     sys.stdout.flush()
+
+
+def memoryPhase(cfg: dict, targets: list[Target], stats: Callable[[], dict]) -> None:
+    """
+    RSS per open stream, measured on proxies started for it (the earlier phases leave a
+    heap grown enough to hold 100 streams without growing).
+    """
+    headers, body = lib.codexRequest()
+    headers = asciiHeaders(headers)
+    for target in targets:
+        sequential(target, lib.buildRequest(target.port, body, "json", headers), 20, 10.0,
+                   False)
+    rows = []
+    count = int(cfg["openStreams"])
+    for target in targets:
+        if not target.proxied:
+            continue
+        request = lib.buildRequest(target.port, body, f"responses;gap={OPEN_STREAM_GAP_MS}",
+                                   headers)
+        for round_ in ("first", "again"):
+            result = openStreams(target, request, count, stats)
+            grown = (result.open - result.before) / max(1, result.opened)
+            if round_ == "again":
+                target.summary[f"KiB per open stream ({count})"] = f"{grown:.0f}"
+            rows.append([f"{target.name}, {round_}", result.opened, result.firstEvent,
+                         result.errors,
+                         f"{result.before / 1024:.1f}", f"{result.open / 1024:.1f}",
+                         f"{result.after / 1024:.1f}", f"{grown:.0f}"])
+    print()
+    print(lib.table(
+        f"{count} streams at once (the upstream sends the first event, the rest "
+        f"{OPEN_STREAM_GAP_MS / 1000:.0f} s later), each proxy started afresh: its RSS "
+        f"while they are open (open: at the upstream; first event: reached the client)",
+        ["", "open", "first event", "errors", "RSS before MiB", "RSS open MiB",
+         "RSS after MiB", "KiB per open stream"], rows))
+
+    sys.stdout.flush()
+
+
+def stopAndReport(proxy: lib.Child) -> None:
+    """
+    Stop a proxy and print the failures its log holds.
+    """
+    lib.stopProxy(proxy)
+    problems = lib.logProblems(proxy)
+    print(f"{proxy.name} log: " + ("; ".join(problems) if problems else "no failures logged"))
 
 
 def runMode(mode: str, options: argparse.Namespace, codex: Path | None,
@@ -553,13 +587,25 @@ def runMode(mode: str, options: argparse.Namespace, codex: Path | None,
         print(f"=== {mode} upstream ({url}) "
               f"{'with SSL_CERT_FILE=<throwaway CA> ' if mode == 'tls' else ''}===")
         runPhases(cfg, targets, stats)
+        fresh = [direct]
+        for target in targets:
+            if not target.proxied:
+                continue
+            proxy = proxies.pop(0)
+            stopAndReport(proxy)
+            (workdir / f"{proxy.name}.json").unlink(missing_ok=True)
+            if proxy is ours:
+                again = lib.startProxy(workdir, url, proxyCPUs)
+            else:
+                again = originals.startOriginal(workdir, codex, url, proxyCPUs)
+            proxies.append(again)
+            fresh.append(Target(target.name, again.port, again.pid, lib.connect,
+                                lib.AsyncClient.open, target.summary))
+        memoryPhase(cfg, fresh, stats)
         return targets
     finally:
         for proxy in proxies:
-            lib.stopProxy(proxy)
-            problems = lib.logProblems(proxy)
-            print(f"{proxy.name} log: " + ("; ".join(problems) if problems
-                                          else "no failures logged"))
+            stopAndReport(proxy)
         for child in children:
             child.stop()
         if saved is None:
