@@ -371,7 +371,8 @@ def runPhases(cfg: dict, targets: list[Target], stats: Callable[[], dict]) -> No
         return lib.buildRequest(port, body, reply, headers, close=close)
 
     def upstreamConnections() -> int:
-        return stats()["connections"]
+        # The stats request is a connection of its own, counted in its own answer.
+        return stats()["connections"] - 1
 
     print(f"request: POST /v1/responses, {len(body)} B JSON body + Codex headers; "
           f"answer {len(lib.SMALL_JSON)} B JSON")
