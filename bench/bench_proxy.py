@@ -371,8 +371,11 @@ def runPhases(cfg: dict, targets: list[Target], stats: Callable[[], dict]) -> No
         return lib.buildRequest(port, body, reply, headers, close=close)
 
     def upstreamConnections() -> int:
-        # The stats request is a connection of its own, counted in its own answer.
-        return stats()["connections"] - 1
+        return stats()["connections"]
+
+    def openedSince(before: int) -> int:
+        # Each stats request is a connection of its own, counted in its own answer.
+        return upstreamConnections() - before - 1
 
     print(f"request: POST /v1/responses, {len(body)} B JSON body + Codex headers; "
           f"answer {len(lib.SMALL_JSON)} B JSON")
@@ -394,7 +397,7 @@ def runPhases(cfg: dict, targets: list[Target], stats: Callable[[], dict]) -> No
             runs[target.name] = run
             cpu = "-"
             if target.proxied:
-                opened.append(f"{target.name} {upstreamConnections() - conns0}")
+                opened.append(f"{target.name} {openedSince(conns0)}")
                 if run.samples:
                     cpu = f"{run.cpu / len(run.samples) * 1e3:.2f}"
                     target.summary[f"CPU ms/req ({key})"] = cpu
@@ -472,7 +475,7 @@ def runPhases(cfg: dict, targets: list[Target], stats: Callable[[], dict]) -> No
             conns0 = upstreamConnections()
             run = concurrent(target, requestFor(target.port, "json"), clients, total, cap)
             after = target.memory()
-            conns = upstreamConnections() - conns0
+            conns = openedSince(conns0)
             proxied = target.proxied
             if proxied:
                 target.summary[f"upstream conns ({clients} clients)"] = str(conns)
