@@ -54,7 +54,10 @@ class Limits:
     @ivar connectTimeout: seconds to connect to the upstream (then 504).
     @ivar responseTimeout: seconds to wait for the upstream's response headers (then 504).
     @ivar keepAliveInterval: bridge: seconds of upstream silence between keep-alive events.
-    @ivar streamIdleTimeout: bridge: seconds of upstream silence before failing the stream.
+    @ivar streamIdleTimeout: bridge: seconds in which the upstream sent no bytes at all
+        (comments such as llama.cpp's C{: ping} count) before the stream is failed.
+    @ivar streamDataTimeout: bridge: seconds in which the upstream sent no data event (only
+        comments) before the stream is failed.
     @ivar tailWait: bridge: seconds to wait for usage or C{[DONE]} after C{finish_reason}.
     """
 
@@ -68,6 +71,7 @@ class Limits:
     responseTimeout: float = 300.0
     keepAliveInterval: float = 15.0
     streamIdleTimeout: float = 300.0
+    streamDataTimeout: float = 1800.0
     tailWait: float = 5.0
 
     @classmethod

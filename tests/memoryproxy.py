@@ -123,6 +123,7 @@ class MemoryProxy:
         profile: Profile = DEFAULT_PROFILE,
     ) -> None:
         self.clock = MemoryReactorClock()
+        self._wallSteps = 0.0
         self.limits = limits or Limits()
         self.upstreamResource = RecordingUpstream()
         self.agent = agent if agent is not None else RequestTraversalAgent(self.upstreamResource)
@@ -138,12 +139,23 @@ class MemoryProxy:
             self.clock,
             config,
             self.authorization,
-            clock=Clock(self.clock, self.clock.seconds),
+            clock=Clock(self.clock, self._monotonic),
             agent=self.agent,
         )
         # Adopting the bound socket into the fake reactor closes the real one.
         self.service.listening.startService()
         self.site: StrictSite = self.service.site
+
+    def _monotonic(self) -> float:
+        return self.clock.seconds() - self._wallSteps
+
+    def stepWall(self, seconds: float) -> None:
+        """
+        The wall clock (which Twisted's timers follow) jumps; no real time passes, so the
+        monotonic clock stays put.
+        """
+        self._wallSteps += seconds
+        self.clock.advance(seconds)
 
     @property
     def stopped(self) -> int:

@@ -274,6 +274,85 @@ class StreamTests(BridgeBase):
         self.assertTrue(self.finished())
         self.failureResultOf(lost)
 
+    def test_pingsCountAsLife(self) -> None:
+        """Comments (llama.cpp's pings during a long prompt evaluation) keep the silence
+        limit away; only bytes stopping altogether end the stream."""
+        self.proxy = MemoryProxy(bridge=True, limits=Limits(streamIdleTimeout=20))
+        self.client = self.proxy.connect()
+        self.send()
+        up = self.upstream()
+        self.startStream(up)
+        self.proxy.pump()
+        for _ in range(10):
+            self.proxy.clock.advance(10)
+            up.write(b": ping\n\n")
+            self.proxy.pump()
+        self.assertFalse(self.finished())
+        up.write(chunk({"content": "finally"}))
+        self.proxy.pump()
+        self.proxy.clock.advance(19)
+        self.assertFalse(self.finished())
+        self.proxy.clock.advance(1)
+        self.proxy.pump()
+        self.assertEqual(self.events()[-1]["type"], "response.failed")
+        self.assertTrue(self.finished())
+
+    def test_onlyCommentsForeverFails(self) -> None:
+        """A stream that sends comments but no data for the data limit is failed, saying so."""
+        self.proxy = MemoryProxy(
+            bridge=True, limits=Limits(streamIdleTimeout=20, streamDataTimeout=60)
+        )
+        self.client = self.proxy.connect()
+        self.send()
+        up = self.upstream()
+        lost = up.notifyFinish()
+        self.startStream(up)
+        up.write(b": ping\n\n")
+        self.proxy.pump()
+        for _ in range(6):
+            self.proxy.clock.advance(10)
+            up.write(b": ping\n\n")
+            self.proxy.pump()
+        events = self.events()
+        self.assertEqual(events[-1]["type"], "response.failed")
+        self.assertIn("only keep-alive comments", events[-1]["response"]["error"]["message"])
+        self.failureResultOf(lost)
+
+    def test_wallClockStepKeepsHealthyStream(self) -> None:
+        """A wall clock jumping 18 s does not end a stream 8 s into a 20 s silence limit;
+        the limit still ends a dead stream after 20 s of real time."""
+        self.proxy = MemoryProxy(bridge=True, limits=Limits(streamIdleTimeout=20))
+        self.client = self.proxy.connect()
+        self.send()
+        up = self.upstream()
+        self.startStream(up)
+        up.write(chunk({"content": "a"}))
+        self.proxy.pump()
+        self.proxy.clock.advance(8)
+        self.proxy.stepWall(18)
+        self.proxy.pump()
+        self.assertFalse(self.finished())
+        up.write(chunk({"content": "b"}, finish="stop", usage=USAGE))
+        self.proxy.pump()
+        self.assertEqual(self.events()[-1]["type"], "response.completed")
+
+    def test_wallClockStepDeadStream(self) -> None:
+        """After a wall-clock step, a stream that really is silent is failed after the
+        limit's real length, not before."""
+        self.proxy = MemoryProxy(bridge=True, limits=Limits(streamIdleTimeout=20))
+        self.client = self.proxy.connect()
+        self.send()
+        up = self.upstream()
+        self.startStream(up)
+        up.write(b": ping\n\n")
+        self.proxy.pump()
+        self.proxy.stepWall(18)
+        self.proxy.clock.advance(19)
+        self.assertFalse(self.finished())
+        self.proxy.clock.advance(1)
+        self.proxy.pump()
+        self.assertEqual(self.events()[-1]["type"], "response.failed")
+
     def test_tailWait(self) -> None:
         """finish_reason then nothing: after 5 s the terminal event is sent anyway."""
         self.send()

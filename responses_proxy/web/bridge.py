@@ -83,12 +83,13 @@ class _Bridge:
         self._finished = False
         self._keepAlive = clock.deadline(limits.keepAliveInterval, self._keepAliveDue)
         self._silence = clock.deadline(limits.streamIdleTimeout, self._silenceDue)
+        self._noData = clock.deadline(limits.streamDataTimeout, self._noDataDue)
         self._tail = clock.deadline(limits.tailWait, self._tailDue)
         self._drain = clock.deadline(_DRAIN_SECONDS, exchange.stopUpstream)
         exchange.whenClientGone(self._stopTimers)
 
     def _stopTimers(self) -> None:
-        for deadline in (self._keepAlive, self._silence, self._tail, self._drain):
+        for deadline in (self._keepAlive, self._silence, self._noData, self._tail, self._drain):
             deadline.cancel()
 
     # -- request ---------------------------------------------------------------------------
@@ -151,6 +152,7 @@ class _Bridge:
         self._write(self._stream.start())
         self._keepAlive.start()
         self._silence.start()
+        self._noData.start()
         if _isEventStream(response):
             response.deliverBody(self._streamBody())
         else:
@@ -196,7 +198,7 @@ class _Bridge:
         A protocol reading a whole bounded body, then calling C{then} with it; its bytes
         count as upstream activity for the silence limit.
         """
-        collector = CollectBody(MAX_JSON_BODY, started, self._bodyBytes)
+        collector = CollectBody(MAX_JSON_BODY, started, self._upstreamBytes)
         collector.finished.addBoth(self._collected)
         collector.finished.addCallbacks(then, self._collectFailed).addErrback(self._bug)
         return collector
@@ -224,6 +226,20 @@ class _Bridge:
             504,
             f"the upstream sent nothing for {limit:.0f} seconds in the middle of its reply",
             "upstream_timeout",
+        )
+
+    def _noDataDue(self) -> None:
+        stream = self._stream
+        if self._finished or self._exchange.clientGone or stream is None:
+            return
+        limit = self._noData.seconds
+        _log.info("upstream sent no data for {seconds:.0f} s; giving up on it", seconds=limit)
+        self._exchange.stopUpstream()
+        self._endStream(
+            stream.fail(
+                "server_error",
+                f"the upstream sent only keep-alive comments, no data, for {limit:.0f} seconds",
+            )
         )
 
     def _answerError(self, status: int, message: str, code: str) -> None:
@@ -318,21 +334,19 @@ class _Bridge:
     # -- the streaming path ----------------------------------------------------------------
 
     def _upstreamBytes(self, data: bytes) -> None:
-        if self._exchange.dump is not None:
-            self._exchange.dump.upstreamData(data)
-
-    def _bodyBytes(self, data: bytes) -> None:
         """
-        Bytes of a body read whole: the upstream is not silent.
+        Any bytes of the stream, comments included: llama.cpp servers send only C{: ping}
+        while they evaluate a long prompt, and that is life, not silence.
         """
         self._silence.touch()
-        self._upstreamBytes(data)
+        if self._exchange.dump is not None:
+            self._exchange.dump.upstreamData(data)
 
     def _streamData(self, payload: bytes) -> None:
         stream = self._stream
         if stream is None or stream.done or self._exchange.clientGone:
             return
-        self._silence.touch()
+        self._noData.touch()
         tail = stream.awaitingTail
         out = stream.feedData(payload)
         if out:
