@@ -44,6 +44,9 @@ class Limits:
     @ivar keepAliveInterval: bridge: seconds of upstream silence between keep-alive events.
     @ivar streamIdleTimeout: bridge: seconds of upstream silence before failing the stream.
     @ivar tailWait: bridge: seconds to wait for usage or C{[DONE]} after C{finish_reason}.
+    @ivar storeMaxResponses: bridge: the most stored responses (C{docs/state.md}).
+    @ivar storeMaxBytes: bridge: the most bytes of stored responses.
+    @ivar storeTTL: bridge: seconds after its last use when a stored response expires.
     """
 
     maxBodyBytes: int = 64 * 1024 * 1024
@@ -55,6 +58,9 @@ class Limits:
     keepAliveInterval: float = 15.0
     streamIdleTimeout: float = 300.0
     tailWait: float = 5.0
+    storeMaxResponses: int = 10_000
+    storeMaxBytes: int = 256 * 1024 * 1024
+    storeTTL: float = 30 * 24 * 3600.0
 
     @classmethod
     def fromTuning(cls, text: str | None) -> Limits:
@@ -77,7 +83,7 @@ class Limits:
                 raise StartupError(f"{TUNING_ENV}: {name} must be a number") from None
             if not value > 0:
                 raise StartupError(f"{TUNING_ENV}: {name} must be positive")
-            values[name] = int(value) if name == "maxBodyBytes" else value
+            values[name] = int(value) if names[name] == "int" else value
         return cls(**values)
 
 
@@ -93,6 +99,7 @@ class ProxyConfig:
     upstreamURL: str = DEFAULT_UPSTREAM
     bridge: bool = False
     dumpDir: str | None = None
+    stateFile: str | None = None
     limits: Limits = attrs.field(factory=Limits)
     warnings: tuple[str, ...] = ()
 
@@ -148,6 +155,7 @@ def buildConfig(
     bridge: bool,
     dumpDir: str | None,
     tuning: str | None = None,
+    stateFile: str | None = None,
 ) -> ProxyConfig:
     """
     Validate the command line into a L{ProxyConfig}.
@@ -169,6 +177,14 @@ def buildConfig(
         raise StartupError("invalid --server-info: empty path")
     if dumpDir is not None and not dumpDir.strip():
         raise StartupError("invalid --dump-dir: empty path")
+    if stateFile is not None:
+        if not stateFile.strip():
+            raise StartupError("invalid --state-file: empty path")
+        if not bridge:
+            raise StartupError(
+                "--state-file needs --bridge-to-chat (in pass-through mode the upstream "
+                "stores responses)"
+            )
     return ProxyConfig(
         port=parsePort(port),
         serverInfo=os.path.abspath(serverInfo) if serverInfo else None,
@@ -176,6 +192,7 @@ def buildConfig(
         upstreamURL=url,
         bridge=bridge,
         dumpDir=os.path.abspath(dumpDir) if dumpDir else None,
+        stateFile=os.path.abspath(stateFile) if stateFile else None,
         limits=Limits.fromTuning(tuning),
         warnings=tuple(warnings),
     )

@@ -22,7 +22,7 @@ from responses_proxy.keyfile import AuthorizationHeader, KeyReadError, readAutho
 
 SYNOPSIS = (
     "[--port PORT] [--server-info FILE] [--http-shutdown] [--upstream-url URL] "
-    "[--bridge-to-chat] [--dump-dir DIR]"
+    "[--bridge-to-chat] [--dump-dir DIR] [--state-file FILE]"
 )
 
 
@@ -59,6 +59,13 @@ class Options(usage.Options):
             "URL to forward to (default https://api.openai.com/v1/responses).",
         ],
         ["dump-dir", None, None, "Write each request and response as JSON files here."],
+        [
+            "state-file",
+            None,
+            None,
+            "Bridge: keep stored responses in this SQLite file, so previous_response_id "
+            "and item_reference survive a restart (default: in memory).",
+        ],
     ]
     optFlags = [
         ["http-shutdown", None, "Enable GET /shutdown to stop the proxy (exit code 0)."],
@@ -84,6 +91,7 @@ class Options(usage.Options):
                 bridge=bool(self["bridge-to-chat"]),
                 dumpDir=self["dump-dir"],
                 tuning=os.environ.get(TUNING_ENV),
+                stateFile=self["state-file"],
             )
             try:
                 self.harden()
