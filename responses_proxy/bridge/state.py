@@ -412,19 +412,21 @@ def recordFor(
 
 def assembleConversation(
     previousId: str,
-    getRecord: Callable[[str], tuple[str | None, Iterable[Entry]] | None],
-    getItem: Callable[[str], bytes | None],
-) -> list[bytes] | None:
+    getRecord: Callable[[str], tuple[str | None, Iterable[Any]] | None],
+    getItem: Callable[[str], Any | None],
+) -> list[Any] | None:
     """
-    The conversation of a stored response as item JSON bytes, oldest first: each response
-    of its chain contributes its input and its output, references resolved.
+    The conversation of a stored response, oldest first: each response of its chain
+    contributes its input and its output, references resolved.
 
     @param getRecord: response id -> C{(previousId, entries)}, or L{None} when it is not
-        stored (or expired); it may note the response as used.
-    @param getItem: item id -> its JSON bytes, or L{None}; it may note the owner as used.
+        stored (or expired); it may note the response as used. An entry that is a C{str}
+        is a reference; anything else is an item (as the store keeps it: JSON bytes in
+        memory, decoded in SQLite) and is passed through.
+    @param getItem: item id -> the item, or L{None}; it may note the owner as used.
     @return: the items, or L{None} when any response or item on the way is missing.
     """
-    chain: list[Iterable[Entry]] = []
+    chain: list[Iterable[Any]] = []
     seen: set[str] = set()
     current: str | None = previousId
     while current is not None:
@@ -436,14 +438,14 @@ def assembleConversation(
             return None
         current, entries = found
         chain.append(entries)
-    out: list[bytes] = []
+    out: list[Any] = []
     for entries in reversed(chain):
         for entry in entries:
             if isinstance(entry, str):
-                data = getItem(entry)
-                if data is None:
+                item = getItem(entry)
+                if item is None:
                     return None
-                out.append(data)
+                out.append(item)
             else:
                 out.append(entry)
     return out

@@ -14,6 +14,7 @@ cannot open or that is damaged is never replaced, emptied or ignored.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import stat
@@ -33,7 +34,6 @@ from responses_proxy.bridge.state import (
     StoreBounds,
     StoredResponse,
     assembleConversation,
-    decodeItems,
 )
 from responses_proxy.config import ProxyConfig, StartupError
 
@@ -47,7 +47,9 @@ __all__ = [
     "configureConnection",
     "openSQLiteStore",
     "openStore",
+    "packEntries",
     "prepareDatabase",
+    "unpackEntries",
 ]
 
 SCHEMA_VERSION = 1
@@ -153,17 +155,10 @@ CREATE TABLE responses (
     input_count INTEGER NOT NULL,
     size INTEGER NOT NULL,
     used REAL NOT NULL,
-    tick INTEGER NOT NULL
+    tick INTEGER NOT NULL,
+    entries BLOB NOT NULL
 );
 CREATE INDEX responses_by_tick ON responses (tick);
-CREATE INDEX responses_by_used ON responses (used);
-CREATE TABLE entries (
-    response_id TEXT NOT NULL,
-    position INTEGER NOT NULL,
-    item BLOB,
-    ref TEXT,
-    PRIMARY KEY (response_id, position)
-) WITHOUT ROWID;
 CREATE TABLE items (
     id TEXT PRIMARY KEY,
     response_id TEXT NOT NULL,
@@ -182,17 +177,45 @@ CREATE TRIGGER response_added AFTER INSERT ON responses BEGIN
 END;
 CREATE TRIGGER response_removed AFTER DELETE ON responses BEGIN
     UPDATE totals SET responses = responses - 1, bytes = bytes - OLD.size;
-    DELETE FROM entries WHERE response_id = OLD.id;
     DELETE FROM items WHERE response_id = OLD.id;
 END;
 """
 
-# Columns: responses = what the chain walk and the bounds need (used: wall-clock seconds of
-# the last use, for the time limit; tick: the LRU order, a counter, since several
-# responses are used in the same instant); entries = each response's items in order, an
-# item's JSON or the id of a referenced item; items = which response holds an item id
-# (the first to store it); totals = kept exact by the triggers, so the bounds are checked
-# without scanning.
+# responses: one row per stored response: its link, accounted size, last use (wall-clock
+# seconds, for the time limit), LRU position (a counter: several responses are used in the
+# same instant) and its entries as one JSON array, an item being an object and a reference
+# the referenced id as a string (so a response is one row: a few pages written per save).
+# items: which response holds an item id, at which position (the first to store it).
+# totals: kept exact by the triggers, so the bounds are checked without a scan.
+
+
+def packEntries(entries: Iterable[Entry]) -> bytes:
+    """
+    A stored response's entries as one JSON array (items are already JSON).
+    """
+    return (
+        b"["
+        + b",".join(
+            json.dumps(entry).encode("ascii") if isinstance(entry, str) else entry
+            for entry in entries
+        )
+        + b"]"
+    )
+
+
+def unpackEntries(blob: bytes) -> list[Any]:
+    """
+    The entries of L{packEntries}, decoded: an item is a dict, a reference a str.
+
+    @raise StoreError: the blob is not such an array (a damaged file).
+    """
+    try:
+        entries = json.loads(blob)
+    except ValueError:
+        entries = None
+    if not isinstance(entries, list):
+        raise StoreError("the state file holds a damaged response")
+    return entries
 
 
 def configureConnection(connection: sqlite3.Connection) -> None:
@@ -476,25 +499,39 @@ def _nextTicks(txn: _Cursor, n: int) -> int:
     return first
 
 
+def _expire(txn: _Cursor, cutoff: float) -> None:
+    """
+    Remove the expired responses: the least recently used ones not used since C{cutoff}
+    (as L{MemoryStore} does: the LRU order is the order of last use).
+    """
+    while True:
+        txn.execute("SELECT id, used FROM responses ORDER BY tick LIMIT 64")
+        rows = txn.fetchall()
+        expired = [(responseId,) for responseId, used in rows if used <= cutoff]
+        if expired:
+            txn.executemany("DELETE FROM responses WHERE id = ?", expired)
+        if len(expired) < len(rows) or len(rows) < 64:
+            return
+
+
 def _save(txn: _Cursor, record: StoredResponse, now: float, bounds: StoreBounds) -> bool:
-    txn.execute("DELETE FROM responses WHERE used <= ?", (now - bounds.ttl,))
+    _expire(txn, now - bounds.ttl)
     if record.size > bounds.maxBytes or bounds.maxResponses < 1:
         return False
     txn.execute("DELETE FROM responses WHERE id = ?", (record.responseId,))
     tick = _nextTicks(txn, 1)
     txn.execute(
-        "INSERT INTO responses (id, previous_id, input_count, size, used, tick) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        (record.responseId, record.previousId, record.inputCount, record.size, now, tick),
-    )
-    txn.executemany(
-        "INSERT INTO entries (response_id, position, item, ref) VALUES (?, ?, ?, ?)",
-        [
-            (record.responseId, position, None, entry)
-            if isinstance(entry, str)
-            else (record.responseId, position, entry, None)
-            for position, entry in enumerate(record.entries)
-        ],
+        "INSERT INTO responses (id, previous_id, input_count, size, used, tick, entries) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            record.responseId,
+            record.previousId,
+            record.inputCount,
+            record.size,
+            now,
+            tick,
+            packEntries(record.entries),
+        ),
     )
     txn.executemany(
         "INSERT OR IGNORE INTO items (id, response_id, position) VALUES (?, ?, ?)",
@@ -534,51 +571,50 @@ def _load(
 ) -> Found:
     cutoff = now - bounds.ttl
     used: list[str] = []
+    # response id -> (previous id, decoded entries), or None: each row read once per load.
+    rows: dict[str, tuple[str | None, list[Any]] | None] = {}
 
-    def getRecord(responseId: str) -> tuple[str | None, list[Entry]] | None:
-        txn.execute(
-            "SELECT previous_id FROM responses WHERE id = ? AND used > ?", (responseId, cutoff)
-        )
+    def read(responseId: str) -> tuple[str | None, list[Any]] | None:
+        if responseId not in rows:
+            txn.execute(
+                "SELECT previous_id, entries FROM responses WHERE id = ? AND used > ?",
+                (responseId, cutoff),
+            )
+            row = txn.fetchone()
+            rows[responseId] = None if row is None else (row[0], unpackEntries(row[1]))
+        return rows[responseId]
+
+    def getRecord(responseId: str) -> tuple[str | None, list[Any]] | None:
+        found = read(responseId)
+        if found is not None:
+            used.append(responseId)
+        return found
+
+    def getItem(itemId: str) -> Any | None:
+        txn.execute("SELECT response_id, position FROM items WHERE id = ?", (itemId,))
         row = txn.fetchone()
         if row is None:
             return None
-        txn.execute(
-            "SELECT item, ref FROM entries WHERE response_id = ? ORDER BY position",
-            (responseId,),
-        )
-        entries: list[Entry] = [bytes(item) if ref is None else ref for item, ref in txn.fetchall()]
-        used.append(responseId)
-        return row[0], entries
-
-    def getItem(itemId: str) -> bytes | None:
-        txn.execute(
-            "SELECT i.response_id, e.item FROM items i "
-            "JOIN responses r ON r.id = i.response_id "
-            "JOIN entries e ON e.response_id = i.response_id AND e.position = i.position "
-            "WHERE i.id = ? AND r.used > ?",
-            (itemId, cutoff),
-        )
-        row = txn.fetchone()
-        if row is None or row[1] is None:
+        owner = read(row[0])
+        if owner is None:
             return None
+        entries = owner[1]
+        position = row[1]
+        if not 0 <= position < len(entries) or not isinstance(entries[position], dict):
+            raise StoreError("the state file holds a damaged item index")
         used.append(row[0])
-        return bytes(row[1])
+        return entries[position]
 
     previous = None
     if previousId is not None:
-        parts = assembleConversation(previousId, getRecord, getItem)
-        if parts is None:
+        previous = assembleConversation(previousId, getRecord, getItem)
+        if previous is None:
             del used[:]
-        else:
-            previous = decodeItems(parts)
-    found = []
-    parts = []
+    items = {}
     for itemId in itemIds:
-        data = getItem(itemId)
-        if data is not None:
-            found.append(itemId)
-            parts.append(data)
-    items = dict(zip(found, decodeItems(parts), strict=True))
+        item = getItem(itemId)
+        if item is not None:
+            items[itemId] = item
     if used:
         first = _nextTicks(txn, len(used))
         txn.executemany(
