@@ -319,6 +319,17 @@ class SQLiteStoreTests(StoreContract, SynchronousTestCase):
         self.failureResultOf(store.load(_refs(None, "msg_x")), StoreError)
         self.assertEqual(self.counts(store)[0], 1)
 
+    def test_damagedRowIsAnError(self):
+        """
+        A stored response whose entries are damaged is a L{StoreError}, not "not found".
+        """
+        store = self.store()
+        self.save(store, self.record("a"))
+        self.pool.connection.execute("UPDATE responses SET entries = ?", (b"{damaged",))
+        self.pool.connection.commit()
+        self.failureResultOf(store.load(_refs("resp_a")), StoreError)
+        self.failureResultOf(store.load(_refs(None, "msg_a")), StoreError)
+
     def test_expiredAtStartUp(self):
         """
         Responses that expired while the proxy was down are removed when it starts.
