@@ -32,7 +32,7 @@ from responses_proxy.bridge.state import (
     referencesIn,
     resolve,
 )
-from responses_proxy.bridge.stream import completionToResponse
+from responses_proxy.bridge.stream import ResponsesStream, completionToResponse
 from responses_proxy.redact import StreamRedactor
 
 KEY = b"sk-test-" + b"k" * 40
@@ -743,6 +743,29 @@ class RoundTripTests(SynchronousTestCase):
         self.assertEqual(
             bridge.upstream[0]["messages"][0], {"role": "system", "content": "Be brief."}
         )
+
+    def test_everyEventEchoes(self):
+        """
+        Every response object of a stream (created, in_progress, completed) carries the
+        request's C{previous_response_id} and C{store}.
+        """
+        request = _request("two", previous_response_id="resp_1", store=False)
+        references = referencesIn(request)
+        resolved = resolve(request, references, Found(previous=[_user("one")]))
+        context = convertRequest(resolved.body, resolved=True).context
+        stream = ResponsesStream(context)
+        data = stream.start() + stream.feedCompletion(_completion("2"))
+        responses = [
+            json.loads(line[len(b"data: ") :])["response"]
+            for line in data.splitlines()
+            if line.startswith(b"data: ") and b'"response":' in line
+        ]
+        self.assertEqual(
+            [r["status"] for r in responses], ["in_progress", "in_progress", "completed"]
+        )
+        for response in responses:
+            self.assertEqual(response["previous_response_id"], "resp_1")
+            self.assertIs(response["store"], False)
 
     def test_storeFalseKeepsNothing(self):
         """
