@@ -2,9 +2,9 @@
 """
 What the request conversion hands to the stream conversion.
 
-The bridge is stateless across requests; within one request this is the only state the
-two directions share: how chat-side tool names map back to Responses items, and which
-request fields every response object must echo.
+Across requests the bridge keeps only stored responses (L{responses_proxy.bridge.state});
+within one request this is the only state the two directions share: how chat-side tool names
+map back to Responses items, and which request fields every response object must echo.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ class BridgeContext:
     @ivar tools: chat function name -> L{ToolTarget}; names not in it come back as plain
         C{function_call} items under the name the upstream used.
     @ivar echo: Responses request fields the response object repeats: always C{tools}
-        (as requested), C{tool_choice} and C{parallel_tool_calls}; and, when the request
+        (as requested), C{tool_choice}, C{parallel_tool_calls}, C{previous_response_id}
+        (null when absent) and C{store}; and, when the request
         had them, C{instructions}, C{max_output_tokens}, C{temperature}, C{top_p},
         C{reasoning}, C{text}, C{metadata}, C{user}.
     """

@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable
+from typing import Any
 
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.logger import Logger
@@ -34,6 +35,14 @@ from responses_proxy.bridge.request import (
     convertRequest,
     parseRequestBody,
 )
+from responses_proxy.bridge.state import (
+    Found,
+    References,
+    ResolvedRequest,
+    recordFor,
+    referencesIn,
+    resolve,
+)
 from responses_proxy.bridge.stream import ResponsesStream
 from responses_proxy.headers import bridgeRequestHeaders, bridgeResponseHeaders
 from responses_proxy.replies import encodeJSON, errorBody
@@ -41,6 +50,7 @@ from responses_proxy.sse import SSELineTooLong, SSEParser
 from responses_proxy.web.bodies import BodyTooLarge, CollectBody, SniffedBody, SSEBody
 from responses_proxy.web.exchange import Upstream, UpstreamExchange, requestBody
 from responses_proxy.web.front import internalError
+from responses_proxy.web.store import IResponseStore
 
 _log = Logger(namespace="responses_proxy")
 
@@ -74,9 +84,13 @@ class _Bridge:
     One bridged request.
     """
 
-    def __init__(self, exchange: UpstreamExchange, profile: Profile) -> None:
+    def __init__(
+        self, exchange: UpstreamExchange, profile: Profile, store: IResponseStore
+    ) -> None:
         self._exchange = exchange
         self._profile = profile
+        self._store = store
+        self._resolved: ResolvedRequest | None = None
         clock, limits = exchange.clock, exchange.limits
         self._conversion: ChatConversion | None = None
         self._stream: ResponsesStream | None = None
@@ -95,31 +109,78 @@ class _Bridge:
     # -- request ---------------------------------------------------------------------------
 
     def start(self) -> None:
+        """
+        Parse the request and look up the stored state it refers to, if any.
+        """
         exchange = self._exchange
-        request, upstream = exchange.request, exchange.upstream
-        headers = list(request.requestHeaders.getAllRawHeaders())
-        raw = requestBody(request).read()
+        raw = requestBody(exchange.request).read()
         try:
-            conversion = convertRequest(parseRequestBody(raw), self._profile)
+            request = parseRequestBody(raw)
+            references = referencesIn(request)
         except BridgeRequestError as e:
-            _log.info("bridge refused the request: {message}", message=e.message)
-            if exchange.dump is not None:
-                exchange.dump.writeRequest(request.method, request.uri, headers, raw, upstream.url)
-            self._finished = True
-            exchange.sendError(400, encodeJSON(e.errorBody()))
-            exchange.finishDump("bad_request")
+            self._refuse(raw, e)
+            return
+        if not references.needsLookup():
+            self._convert(raw, request, references, Found())
+            return
+        d = self._store.load(references)
+        d.addCallbacks(
+            lambda found: self._convert(raw, request, references, found),
+            lambda failure: self._storeFailed(raw, failure),
+        ).addErrback(self._bug)
+
+    def _refuse(self, raw: bytes, error: BridgeRequestError) -> None:
+        exchange = self._exchange
+        request = exchange.request
+        _log.info("bridge refused the request: {message}", message=error.message)
+        if exchange.dump is not None:
+            exchange.dump.writeRequest(
+                request.method,
+                request.uri,
+                list(request.requestHeaders.getAllRawHeaders()),
+                raw,
+                exchange.upstream.url,
+            )
+        self._finished = True
+        exchange.sendError(400, encodeJSON(error.errorBody()))
+        exchange.finishDump("bad_request")
+
+    def _storeFailed(self, raw: bytes, failure: Failure) -> None:
+        """
+        The store could not answer (never reported as "not found": that would be a lie).
+        """
+        _log.failure("the response store failed", failure=failure)
+        if self._exchange.clientGone:
+            return
+        self._answerError(500, "the bridge's response store failed", "server_error")
+
+    def _convert(
+        self, raw: bytes, request: dict[str, Any], references: References, found: Found
+    ) -> None:
+        exchange = self._exchange
+        if exchange.clientGone:
+            return
+        try:
+            resolved = resolve(request, references, found)
+            conversion = convertRequest(resolved.body, self._profile, resolved=True)
+        except BridgeRequestError as e:
+            self._refuse(raw, e)
             return
         for note in conversion.dropped:
             _log.debug("bridge dropped {note}", note=note)
+        self._resolved = resolved
         self._conversion = conversion
+        request_ = exchange.request
+        upstream = exchange.upstream
+        headers = list(request_.requestHeaders.getAllRawHeaders())
         body = encodeJSON(conversion.body)
         pairs = bridgeRequestHeaders(
             headers, upstream.authorization.value, conversion.context.stream
         )
         if exchange.dump is not None:
             exchange.dump.writeRequest(
-                request.method,
-                request.uri,
+                request_.method,
+                request_.uri,
                 headers,
                 raw,
                 upstream.url,
@@ -128,6 +189,19 @@ class _Bridge:
             )
         d = exchange.send(pairs, upstream.client.bodyProducer(io.BytesIO(body)))
         d.addCallback(self._gotResponse).addErrback(self._bug)
+
+    def _keep(self, response: dict[str, Any] | None) -> None:
+        """
+        Store a finished response (when its request allows it) for later
+        C{previous_response_id} and C{item_reference} lookups.
+        """
+        if response is None or self._resolved is None:
+            return
+        record = recordFor(self._resolved, response, self._exchange.redactor.redact)
+        if record is not None:
+            self._store.save(record).addErrback(
+                lambda f: _log.failure("could not store a response", failure=f)
+            )
 
     # -- response --------------------------------------------------------------------------
 
@@ -299,6 +373,7 @@ class _Bridge:
                 )
                 return
             stream.feedCompletion(completion)
+        self._keep(stream.response)
         payload = exchange.redactor.redact(encodeJSON(stream.response or {}))
         if exchange.dump is not None:
             exchange.dump.clientData(payload)
@@ -425,6 +500,8 @@ class _Bridge:
         self._write(last)
         self._finished = True
         self._stopTimers()
+        if self._stream is not None:
+            self._keep(self._stream.response)
         if drain:
             exchange.drainBody()
             self._drain.start()
@@ -455,15 +532,20 @@ class BridgeLeaf(Resource):
 
     isLeaf = True
 
-    def __init__(self, upstream: Upstream, profile: Profile = DEFAULT_PROFILE) -> None:
+    def __init__(
+        self, upstream: Upstream, store: IResponseStore, profile: Profile = DEFAULT_PROFILE
+    ) -> None:
         """
+        @param store: where responses are kept for C{previous_response_id} and
+            C{item_reference} (bridge-spec section 5).
         @param profile: what is known about the upstream's quirks (its host's profile, or
             C{--provider-config}).
         """
         super().__init__()
         self._upstream = upstream
+        self._store = store
         self._profile = profile
 
     def render(self, request: IRequest) -> int:
-        _Bridge(self._upstream.open(request), self._profile).start()
+        _Bridge(self._upstream.open(request), self._profile, self._store).start()
         return NOT_DONE_YET

@@ -25,6 +25,7 @@ from twisted.web.server import Site
 from responses_proxy import hardening
 from responses_proxy.config import StartupError
 from responses_proxy.keyfile import AuthorizationHeader, lockBytes
+from responses_proxy.web.store import IResponseStore
 
 _log = Logger(namespace="responses_proxy")
 
@@ -188,6 +189,19 @@ class PoolService(Service):
     def stopService(self) -> Deferred[None]:
         super().stopService()
         return self._pool.closeCachedConnections()
+
+
+class StoreService(Service):
+    """
+    Closes the bridge's response store when the service stops (queued saves finish).
+    """
+
+    def __init__(self, store: IResponseStore) -> None:
+        self._store = store
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        return self._store.close()
 
 
 class ProxyService(MultiService):
