@@ -1,5 +1,5 @@
 """
-Throughput of L{responses_proxy.bridge.stream.ResponsesStream.feedData}.
+Throughput of L{responses_proxy.bridge.stream.ResponsesStream.feed}.
 
 Builds a realistic chat stream as the upstream's SSE data payloads (what the
 glue hands over after de-framing): a role-only chunk, reasoning deltas, many
@@ -141,9 +141,9 @@ def runOnce(payloads: list[bytes]) -> int:
     """
     stream = ResponsesStream(CONTEXT)
     size = len(stream.start())
-    feed = stream.feedData
+    feed = stream.feed
     for payload in payloads:
-        size += len(feed(payload))
+        size += len(feed(payload).events)
     assert stream.done
     return size
 
@@ -167,7 +167,7 @@ def _hotPathOnly(rounds: int) -> float:
     payloads = [chatChunk({"content": WORDS[i % len(WORDS)]}) for i in range(1000)]
     stream = ResponsesStream(CONTEXT)
     stream.start()
-    feed = stream.feedData
+    feed = stream.feed
     start = time.perf_counter()
     for _ in range(rounds):
         for payload in payloads:

@@ -27,6 +27,7 @@ from twisted.python.failure import Failure
 from twisted.web.client import PotentialDataLoss, ResponseDone, ResponseFailed
 from twisted.web.iweb import IRequest, IResponse
 
+from responses_proxy.bridge.completion import chunksToResponse, completionToResponse, failedResponse
 from responses_proxy.bridge.errors import mapUpstreamError
 from responses_proxy.bridge.request import (
     BridgeRequestError,
@@ -392,10 +393,13 @@ class _Bridge(UpstreamExchange):
         if self._clientGone:
             return
         assert self._conversion is not None
-        stream = ResponsesStream(self._conversion.context)
+        context = self._conversion.context
         if _isEventStream(response) or _looksLikeSSE(body):
-            _feedWholeSSE(stream, body)
-            stream.end()
+            payloads = _ssePayloads(body)
+            if payloads is None:
+                document = failedResponse(context, "server_error", _LINE_TOO_LONG)
+            else:
+                document = chunksToResponse(context, payloads)
         else:
             try:
                 completion = json.loads(body)
@@ -406,8 +410,7 @@ class _Bridge(UpstreamExchange):
                     502, "upstream reply is not a JSON chat completion", "upstream_error"
                 )
                 return
-            stream.feedCompletion(completion)
-        document = stream.response or {}
+            document = completionToResponse(context, completion)
         payload = self._redactor.redact(
             json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         )
@@ -462,13 +465,12 @@ class _Bridge(UpstreamExchange):
         if stream is None or stream.done or self._clientGone:
             return
         self._lastUpstream = self._reactor.seconds()
-        tail = stream.awaitingTail
-        out = stream.feedData(payload)
-        if out:
-            self._write(out)
-        if stream.done:
+        step = stream.feed(payload)
+        if step.events:
+            self._write(step.events)
+        if step.done:
             self._endStream(b"", drain=True)
-        elif stream.awaitingTail and not tail:
+        elif step.tailStarted:
             self._tailTimer = self._reactor.callLater(self._limits.tailWait, self._tailDue)
 
     def _streamEnded(self, _: None) -> None:
@@ -487,9 +489,7 @@ class _Bridge(UpstreamExchange):
             return
         self.unregister()
         if failure.check(SSELineTooLong):
-            out = self._stream.fail(
-                "server_error", "the upstream sent an SSE line over the size limit"
-            )
+            out = self._stream.fail("server_error", _LINE_TOO_LONG)
         elif not failure.check(ResponseFailed, ConnectionLost, ConnectionDone):
             self._bug(failure)
             return
@@ -564,16 +564,28 @@ def _looksLikeSSE(body: bytes) -> bool:
     return body.lstrip().startswith((b"data:", b":", b"event:"))
 
 
+_LINE_TOO_LONG = "the upstream sent an SSE line over the size limit"
+
+
+def _ssePayloads(body: bytes) -> list[bytes] | None:
+    """
+    The data payloads of an SSE body read whole, or L{None} if a line is too long.
+    """
+    parser = SSEParser()
+    try:
+        return parser.feed(body) + parser.close()
+    except SSELineTooLong:
+        return None
+
+
 def _feedWholeSSE(stream: ResponsesStream, body: bytes) -> bytes:
     """
     Feed an SSE body that was read whole; returns the events produced.
     """
-    parser = SSEParser()
-    try:
-        payloads = parser.feed(body) + parser.close()
-    except SSELineTooLong:
-        return stream.fail("server_error", "the upstream sent an SSE line over the size limit")
-    return b"".join(stream.feedData(payload) for payload in payloads)
+    payloads = _ssePayloads(body)
+    if payloads is None:
+        return stream.fail("server_error", _LINE_TOO_LONG)
+    return b"".join(stream.feed(payload).events for payload in payloads)
 
 
 def _bodyFailureMessage(failure: Failure) -> str:
