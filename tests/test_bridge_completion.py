@@ -137,6 +137,27 @@ class CompletionTests(SDKAgreementMixin, SynchronousTestCase):
         self.assertEqual(empty["status"], "failed")
         self.assertEqual(empty["error"]["code"], "server_error")
 
+    def test_functionCallBesideToolCalls(self) -> None:
+        """
+        A whole message with the same call in C{function_call} and C{tool_calls}
+        (llama-cpp-python) is one call; C{function_call} alone is one call too.
+        """
+        function = {"name": "exec_command", "arguments": '{"cmd": "ls"}'}
+        response = self._convert(self._completion({
+            "role": "assistant", "content": None, "function_call": function,
+            "tool_calls": [{"id": "call__0_exec_command_cmpl-1", "type": "function",
+                            "function": function}],
+        }, "tool_calls"))
+        Response.model_validate(response)
+        (item,) = response["output"]
+        self.assertEqual((item["name"], item["call_id"], item["arguments"]),
+                         ("exec_command", "call__0_exec_command_cmpl-1", '{"cmd": "ls"}'))
+        response = self._convert(self._completion({"content": None, "function_call": function},
+                                                  "function_call"))
+        (item,) = response["output"]
+        self.assertEqual((item["name"], item["arguments"], response["status"]),
+                         ("exec_command", '{"cmd": "ls"}', "completed"))
+
     def test_feedCompletionEvents(self) -> None:
         """
         C{feedCompletion} emits the complete, valid event sequence of a

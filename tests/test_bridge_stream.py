@@ -646,6 +646,45 @@ class ToolCallTests(SDKAgreementMixin, SynchronousTestCase):
         self.assertEqual((item["name"], item["arguments"]), ("f", '{"a":1}'))
         self.assertEqual(terminal(events)["status"], "completed")
 
+    def test_functionCallBesideToolCalls(self) -> None:
+        """
+        llama-cpp-python puts the same call in C{function_call} and C{tool_calls[0]}
+        of every chunk: it is one call, with its arguments once (valid JSON).
+        """
+        pieces = ['{"cmd": ', '"ls -la"', "}"]
+        chunks: list[Any] = [chunk({"role": "assistant", "content": None})]
+        for piece in pieces:
+            chunks.append(chunk({
+                "content": None,
+                "function_call": {"name": "exec_command", "arguments": piece},
+                "tool_calls": [{"index": 0, "id": "call__0_exec_command_cmpl-1",
+                                "type": "function",
+                                "function": {"name": "exec_command", "arguments": piece}}],
+            }))
+        chunks += [chunk({}, "tool_calls"), usageChunk()]
+        events, data, _ = run(chunks, end=False)
+        (item,) = doneItems(events)
+        self.assertEqual(
+            (item["name"], item["call_id"], item["arguments"]),
+            ("exec_command", "call__0_exec_command_cmpl-1", '{"cmd": "ls -la"}'),
+        )
+        deltas = [e["delta"] for e in events
+                  if e["type"] == "response.function_call_arguments.delta"]
+        self.assertEqual(deltas, pieces)
+        self.assertSDKAgrees(events, data)
+
+    def test_functionCallAloneCounts(self) -> None:
+        """
+        C{function_call} with no C{tool_calls} (or an empty list) beside it is a call.
+        """
+        events, _, _ = run([
+            chunk({"function_call": {"name": "f", "arguments": '{"a":'}, "tool_calls": []}),
+            chunk({"function_call": {"arguments": "1}"}, "tool_calls": None}),
+            chunk({}, "function_call"),
+        ])
+        (item,) = doneItems(events)
+        self.assertEqual((item["name"], item["arguments"]), ("f", '{"a":1}'))
+
     def test_textThenCallsThenText(self) -> None:
         """
         Items close when the stream moves on: the message closes before the

@@ -307,7 +307,9 @@ class ReplyMachine:
 
     def _delta(self, delta: dict[str, Any]) -> None:
         """
-        One choice's delta: reasoning, then content, then tool calls.
+        One choice's delta: reasoning, then content, then tool calls. The legacy
+        C{function_call} counts only without C{tool_calls} (llama-cpp-python sends
+        the same call in both).
         """
         get = delta.get
         reasoning = get("reasoning_content") or get("reasoning") or get("reasoning_details")
@@ -328,6 +330,7 @@ class ReplyMachine:
         toolCalls = get("tool_calls")
         if toolCalls:
             self._toolCalls(toolCalls if type(toolCalls) is list else [toolCalls])
+            return
         functionCall = get("function_call")
         if functionCall and type(functionCall) is dict:
             self._toolCalls([{"function": functionCall}])
