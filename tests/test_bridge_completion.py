@@ -208,7 +208,7 @@ class ChunksTests(SynchronousTestCase):
     def test_endOfPayloadsIsEOF(self) -> None:
         """
         Without C{[DONE]} the end of the payloads ends the reply: completed after
-        a C{finish_reason}, cut off without one.
+        a C{finish_reason}, cut off without one, and no data at all says so.
         """
         ctx = context(stream=False)
         done = chunksToResponse(ctx, [payload(text("x")), payload(chunk({}, "stop"))])
@@ -217,6 +217,11 @@ class ChunksTests(SynchronousTestCase):
         self.assertEqual(cut["status"], "failed")
         self.assertIn("cut off", cut["error"]["message"])
         self.assertEqual(cut["output"], [])
+        empty = chunksToResponse(ctx, iter([]))
+        self.assertEqual(empty["error"], {
+            "code": "server_error",
+            "message": "upstream closed the stream without sending any data",
+        })
 
     def test_stopsAtTerminal(self) -> None:
         """

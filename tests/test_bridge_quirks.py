@@ -2381,13 +2381,16 @@ class MoreProviderTests(QuirkBase):
 
     def test_emptyStreamFails(self) -> None:
         """
-        A 2xx SSE reply with an empty body (or comments only): C{response.failed}.
+        A 2xx SSE reply with an empty body, comments only, or only C{[DONE]}
+        (llama-cpp-python answers 200, then raises): C{response.failed}, saying the
+        upstream sent no data.
         """
-        for body in ["", ": ping\n\n"]:
+        for body in ["", ": ping\n\n", "data: [DONE]\n\n"]:
             self.fake.reset()
             ex = self.stream(raw(body))
-            self.assertFailed(ex, "server_error")
+            error = self.assertFailed(ex, "server_error")
             self.assertEqual(shape(ex.events), OPEN + ["response.failed"])
+            self.assertIn("without sending any data", error["message"])
 
     def test_sseFramedErrorBeforeStreaming(self) -> None:
         """

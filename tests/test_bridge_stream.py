@@ -1092,6 +1092,32 @@ class FinishTests(SDKAgreementMixin, SynchronousTestCase):
         self.assertEqual(doneItems(events), [])
         self.assertEqual(terminal(events)["output"], [])
 
+    def test_emptyStream(self) -> None:
+        """
+        A stream that ends (EOF or C{[DONE]}) without a single data event
+        (llama-cpp-python answers 200, then raises) fails saying so, not "cut off".
+        """
+        for payloads in ([], [b"[DONE]"]):
+            events, _, _ = run(payloads)
+            self.assertEqual(types(events), ["response.created", "response.in_progress",
+                                             "response.failed"])
+            self.assertEqual(
+                terminal(events)["error"],
+                {"code": "server_error",
+                 "message": "upstream closed the stream without sending any data"},
+            )
+
+    def test_dataThenCut(self) -> None:
+        """
+        Data, even data that could not be read, then the end without a
+        C{finish_reason}: the reply was cut off.
+        """
+        for payloads in ([text("x")], [b"<html>"], [chunk({"role": "assistant"}), b"[DONE]"]):
+            events, _, _ = run(payloads)
+            message = terminal(events)["error"]["message"]
+            self.assertIn("cut off", message, payloads)
+            self.assertNotIn("without sending any data", message)
+
     def test_fail(self) -> None:
         """
         C{fail} ends the stream with the given code and message, leaving open

@@ -201,6 +201,7 @@ class ReplyMachine:
         self._pendingReasoningSpace = ""
         self._stripLeading = False
         self._badPayloads = 0
+        self._sawData = False
 
     # -- input ---------------------------------------------------------------------
 
@@ -214,6 +215,7 @@ class ReplyMachine:
         if payload == b"[DONE]":
             self.end()
             return
+        self._sawData = True
         parts = readPayload(payload)
         if parts is None:
             self._oddPayload(payload)
@@ -233,6 +235,7 @@ class ReplyMachine:
         """
         if self.done:
             return
+        self._sawData = True
         self._apply(*completionParts(completion))
         if not self.done:
             self.end()
@@ -246,11 +249,13 @@ class ReplyMachine:
             return
         if self._finishReason is not None:
             self._terminal()
-        else:
+        elif self._sawData:
             self._failed(
                 "server_error",
                 "upstream stream ended before a finish_reason (the reply was cut off)",
             )
+        else:
+            self._failed("server_error", "upstream closed the stream without sending any data")
 
     def fail(self, code: str, message: str) -> None:
         """
