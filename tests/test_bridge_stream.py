@@ -15,12 +15,14 @@ from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from responses_proxy.bridge.context import ToolTarget
+from responses_proxy.bridge.context import BridgeContext, ToolTarget
+from responses_proxy.bridge.events import EventWriter, ResponseHead
 from responses_proxy.bridge.reasoning import decodeReasoning
-from responses_proxy.bridge.stream import ResponsesStream, Step
+from responses_proxy.bridge.stream import ReplyMachine, ResponsesStream, Step
 from tests.chatreply import (
     CREATED,
     RESPONSE_ID,
+    Ids,
     SDKAgreementMixin,
     call,
     calls,
@@ -1172,6 +1174,164 @@ class FinishTests(SDKAgreementMixin, SynchronousTestCase):
         self.assertEqual(sum(e["type"].startswith("response.c") and e["type"] != "response.created"
                              or e["type"] in ("response.failed", "response.incomplete")
                              for e in events), 1)
+
+
+class _TextPiece:
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+class _CallPiece:
+    def __init__(self, name: str, arguments: str) -> None:
+        self.name = name
+        self.arguments = arguments
+
+
+class _BracketCalls:
+    """
+    A toy content filter: C{[[name {json}]]} is a call; text that may begin one is
+    held; plain text comes back as C{str} or L{_TextPiece}, alternately.
+    """
+
+    def __init__(self) -> None:
+        self.held = ""
+        self.finished = 0
+        self._plain = False
+
+    def _text(self, value: str) -> Any:
+        self._plain = not self._plain
+        return value if self._plain else _TextPiece(value)
+
+    def feed(self, value: str) -> list[Any]:
+        value = self.held + value
+        self.held = ""
+        pieces: list[Any] = []
+        while value:
+            start = value.find("[[")
+            if start < 0:
+                if value.endswith("["):
+                    self.held = "["
+                    value = value[:-1]
+                if value:
+                    pieces.append(self._text(value))
+                break
+            if start:
+                pieces.append(self._text(value[:start]))
+            end = value.find("]]", start)
+            if end < 0:
+                self.held = value[start:]
+                break
+            name, _, arguments = value[start + 2 : end].partition(" ")
+            pieces.append(_CallPiece(name, arguments))
+            value = value[end + 2 :]
+        return pieces
+
+    def finish(self) -> list[Any]:
+        self.finished += 1
+        held, self.held = self.held, ""
+        return [_TextPiece(held)] if held else []
+
+
+def _filtered(chunks: list[Any], ctx: BridgeContext | None = None):
+    """
+    Run payloads through a state machine with the toy content filter; return
+    (events, bytes, filter).
+    """
+    ctx = ctx or context()
+    writer = EventWriter(ResponseHead(ctx, RESPONSE_ID, CREATED))
+    contentFilter = _BracketCalls()
+    machine = ReplyMachine(ctx, writer, Ids(), contentFilter=contentFilter)
+    writer.start()
+    for item in chunks:
+        machine.feedPayload(payload(item))
+    machine.end()
+    data = writer.take()
+    return validateEvents(data), data, contentFilter
+
+
+class ContentFilterTests(SDKAgreementMixin, SynchronousTestCase):
+    """
+    The content-filter hook after the C{<think>} filter (bridge-spec section 6):
+    text pieces go to the message, call pieces become whole tool call items.
+    """
+
+    def test_callBetweenText(self) -> None:
+        """
+        The message closes before a call found in the text; the call is one whole
+        item (added, arguments, done); the text after it opens a new message.
+        """
+        events, data, _ = _filtered([
+            text("<think>plan</think>Let me look. [[read_file {\"p\""),
+            text(':"a"}]] Done.'),
+            chunk({}, "stop"),
+            usageChunk(),
+        ])
+        self.assertEqual(
+            [s for s in shape(events) if not s[0].endswith(".delta")],
+            [
+                ("response.created", None, None),
+                ("response.in_progress", None, None),
+                ("response.output_item.added", 0, "rs_1"),
+                ("response.reasoning_summary_part.added", 0, "rs_1"),
+                ("response.reasoning_summary_text.done", 0, "rs_1"),
+                ("response.reasoning_summary_part.done", 0, "rs_1"),
+                ("response.output_item.done", 0, "rs_1"),
+                ("response.output_item.added", 1, "msg_1"),
+                ("response.content_part.added", 1, "msg_1"),
+                ("response.output_text.done", 1, "msg_1"),
+                ("response.content_part.done", 1, "msg_1"),
+                ("response.output_item.done", 1, "msg_1"),
+                ("response.output_item.added", 2, "fc_1"),
+                ("response.function_call_arguments.done", 2, "fc_1"),
+                ("response.output_item.done", 2, "fc_1"),
+                ("response.output_item.added", 3, "msg_2"),
+                ("response.content_part.added", 3, "msg_2"),
+                ("response.output_text.done", 3, "msg_2"),
+                ("response.content_part.done", 3, "msg_2"),
+                ("response.output_item.done", 3, "msg_2"),
+                ("response.completed", None, None),
+            ],
+        )
+        items = doneItems(events)
+        self.assertEqual(items[1]["content"][0]["text"], "Let me look. ")
+        self.assertEqual((items[2]["name"], items[2]["arguments"], items[2]["call_id"]),
+                         ("read_file", '{"p":"a"}', "call_1"))
+        self.assertEqual(items[3]["content"][0]["text"], " Done.")
+        self.assertSDKAgrees(events, data)
+
+    def test_heldTextReleasedAtFinish(self) -> None:
+        """
+        Text the filter holds is released as message text when the reply finishes.
+        """
+        events, _, contentFilter = _filtered([text("a ["), chunk({}, "stop")])
+        self.assertEqual([i["content"][0]["text"] for i in doneItems(events)], ["a ["])
+        self.assertGreater(contentFilter.finished, 0)
+
+    def test_heldTextReleasedBeforeStructuredCalls(self) -> None:
+        """
+        Structured C{tool_calls} interrupt the text: what the filter held comes
+        out first, in its message, before the call item.
+        """
+        events, _, _ = _filtered([text("x [[unfinished"), calls(call(0, "c", "f", "{}")),
+                                  chunk({}, "tool_calls")])
+        items = doneItems(events)
+        self.assertEqual([i["type"] for i in items], ["message", "function_call"])
+        self.assertEqual(items[0]["content"][0]["text"], "x [[unfinished")
+
+    def test_callMapsLikeStructuredCalls(self) -> None:
+        """
+        A call piece names the chat-side function: custom and namespace tools map
+        back as structured calls do; whitespace before it opens no message.
+        """
+        ctx = context(tools={"apply_patch": ToolTarget("custom", "apply_patch"),
+                             "ns__g": ToolTarget("function", "g", "ns")})
+        events, data, _ = _filtered(
+            [text("\n\n[[apply_patch {\"input\":\"P\"}]][[ns__g ]]"), chunk({}, "stop")], ctx)
+        custom, function = doneItems(events)
+        self.assertEqual((custom["type"], custom["input"]), ("custom_tool_call", "P"))
+        self.assertEqual((function["name"], function["namespace"], function["arguments"]),
+                         ("g", "ns", "{}"))
+        self.assertSDKAgrees(events, data)
 
 
 class CodexShapeTests(SynchronousTestCase):

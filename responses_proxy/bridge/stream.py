@@ -43,6 +43,7 @@ from responses_proxy.bridge.reasoning import encodeReasoning
 
 __all__ = [
     "MAX_BAD_PAYLOADS",
+    "ContentFilter",
     "ReplyMachine",
     "ReplySink",
     "ResponsesStream",
@@ -151,6 +152,26 @@ class ReplySink(Protocol):
         """
 
 
+class ContentFilter(Protocol):
+    """
+    A filter on the reply's text after the C{<think>} filter (bridge-spec.md section
+    6: tool calls written as text). It returns pieces: text (a C{str}, or an object
+    with C{text}) goes to the message; an object with C{name} (the chat-side function
+    name) and C{arguments} (a JSON object string) becomes a whole tool call item.
+    """
+
+    def feed(self, text: str) -> list[Any]:
+        """
+        More text; returns what is known so far (text may be held back).
+        """
+
+    def finish(self) -> list[Any]:
+        """
+        Release everything held. Called when the text is interrupted (structured
+        tool calls arrive) or ends; the filter must accept more text afterwards.
+        """
+
+
 class _TextItem:
     """
     An open reasoning or message item: its id, index, text so far, sink handle.
@@ -177,15 +198,19 @@ class ReplyMachine:
         context: BridgeContext,
         sink: ReplySink,
         newId: Callable[[str], str],
+        contentFilter: ContentFilter | None = None,
     ) -> None:
         """
         @param context: the request's facts; its C{tools} map chat names back.
         @param sink: receives every happening.
         @param newId: makes item and call ids from a kind (C{"msg"}, C{"rs"}...).
+        @param contentFilter: an optional filter on the text after the C{<think>}
+            filter; the healer of bridge-spec.md section 6 plugs in here.
         """
         self._tools = context.tools
         self._sink = sink
         self._newId = newId
+        self._filter = contentFilter
         self.done = False
         self._phase = _NONE
         self._reasoning: _TextItem | None = None
@@ -387,12 +412,16 @@ class ReplyMachine:
 
     def _contentDelta(self, text: str) -> None:
         """
-        Assistant text: through the leading-C{<think>} filter, to the message.
+        Assistant text: through the leading-C{<think>} filter, then the content
+        filter (if any), to the message.
         """
         if self._think != _THINK_OFF:
             text = self._thinkFilter(text)
             if not text:
                 return
+        if self._filter is not None:
+            self._filtered(self._filter.feed(text))
+            return
         item = self._message
         if item is None:
             self._messageText(text)
@@ -424,6 +453,39 @@ class ReplyMachine:
             )
         item.parts.append(text)
         self._sink.delta(item.handle, text)
+
+    def _filtered(self, pieces: list[Any]) -> None:
+        """
+        The content filter's output: text to the message, calls as whole items.
+        """
+        for piece in pieces:
+            name = getattr(piece, "name", None)
+            if name is None:
+                text = piece if type(piece) is str else piece.text
+                if text:
+                    self._messageText(text)
+            else:
+                self._textCall(name, piece.arguments)
+
+    def _flushContent(self) -> None:
+        """
+        Release what the content filter holds (the text is interrupted or ends).
+        """
+        if self._filter is not None:
+            self._filtered(self._filter.finish())
+
+    def _textCall(self, name: str, arguments: str) -> None:
+        """
+        A tool call found in the text: what is open closes, then the call is one
+        whole item (added, arguments, done); later text opens a new message.
+        """
+        self._closePhase()
+        call = Call(None, None)
+        call.name = name
+        if arguments:
+            call.parts.append(arguments)
+        self._openCall(call)
+        self._closeCall(call, False)
 
     def _thinkFilter(self, text: str) -> str:
         """
@@ -575,6 +637,7 @@ class ReplyMachine:
         """
         if self._think != _THINK_OFF:
             self._flushThink()
+        self._flushContent()
         if self._phase != _TOOLS:
             self._closePhase()
             self._phase = _TOOLS
@@ -723,6 +786,7 @@ class ReplyMachine:
         """
         if self._think != _THINK_OFF:
             self._flushThink()
+        self._flushContent()
         self._closePhase(truncated=_terminalKind(self._finishReason)[0] == "incomplete")
 
     def _terminal(self) -> None:
