@@ -5,6 +5,8 @@ one Responses object, and L{ResponsesStream.feedCompletion} for JSON replies to 
 
 from __future__ import annotations
 
+import json
+import random
 from typing import Any
 
 from openai.types.responses import Response
@@ -27,11 +29,14 @@ from tests.chatreply import (
     doneItems,
     newStream,
     payload,
+    randomChunk,
     terminal,
     text,
     usageChunk,
 )
 from tests.sdkcheck import validateEvents
+
+SEEDS = 300
 
 
 class CompletionTests(SDKAgreementMixin, SynchronousTestCase):
@@ -158,6 +163,19 @@ class CompletionTests(SDKAgreementMixin, SynchronousTestCase):
         self.assertEqual((item["name"], item["arguments"], response["status"]),
                          ("exec_command", '{"cmd": "ls"}', "completed"))
 
+    def test_encodesAsUTF8(self) -> None:
+        """
+        Lone surrogates from upstream strings (an error message, a tool name, an
+        id) are replaced, so the object always encodes as UTF-8.
+        """
+        failed = self._convert({"error": {"message": "bad \ud83d"}})
+        self.assertEqual(failed["error"]["message"], "bad \ufffd")
+        response = self._convert(self._completion({"tool_calls": [
+            {"id": "c\udc00", "function": {"name": "f\ud83d", "arguments": "{}"}}]}))
+        json.dumps(response, ensure_ascii=False).encode("utf-8")
+        self.assertEqual((response["output"][0]["name"], response["output"][0]["call_id"]),
+                         ("f\ufffd", "c\ufffd"))
+
     def test_feedCompletionEvents(self) -> None:
         """
         C{feedCompletion} emits the complete, valid event sequence of a
@@ -175,6 +193,14 @@ class CompletionTests(SDKAgreementMixin, SynchronousTestCase):
         self.assertEqual(stream.response, terminal(events))
         self.assertSDKAgrees(events, data)
         self.assertEqual(stream.feedCompletion({}), b"")
+
+
+def _fuzzContext() -> BridgeContext:
+    return context(tools={
+        "apply_patch": ToolTarget("custom", "apply_patch"),
+        "local_shell": ToolTarget("local_shell", "local_shell"),
+        "ns__g": ToolTarget("function", "g", "ns"),
+    })
 
 
 class ChunksTests(SynchronousTestCase):
@@ -243,3 +269,42 @@ class ChunksTests(SynchronousTestCase):
         self.assertEqual((response["status"], response["output"], response["usage"]),
                          ("failed", [], None))
         self.assertEqual(response["error"], {"code": "server_error", "message": "line too long"})
+
+
+class AgreementTests(SynchronousTestCase):
+    """
+    The direct converters give what a stream's terminal event carries, for odd input.
+    """
+
+    def test_completionAgrees(self) -> None:
+        """
+        L{completionToResponse} equals the terminal response of
+        L{ResponsesStream.feedCompletion}, for seeded random completions.
+        """
+        for seed in range(SEEDS):
+            rng = random.Random(seed)
+            completion = randomChunk(rng)
+            if isinstance(completion, dict) and isinstance(completion.get("choices"), list):
+                for choice in completion["choices"]:
+                    if isinstance(choice, dict) and rng.random() < 0.8:
+                        choice["message"] = choice.pop("delta", None)
+            stream = newStream(_fuzzContext())
+            events = validateEvents(stream.feedCompletion(completion))
+            direct = completionToResponse(_fuzzContext(), completion, responseId=RESPONSE_ID,
+                                          createdAt=CREATED, idFactory=Ids())
+            self.assertEqual(direct, terminal(events), seed)
+
+    def test_chunksAgree(self) -> None:
+        """
+        L{chunksToResponse} equals the terminal response of a stream fed the same
+        payloads and then ended, for seeded random streams.
+        """
+        for seed in range(SEEDS):
+            rng = random.Random(seed)
+            payloads = [payload(randomChunk(rng)) for _ in range(rng.randrange(0, 30))]
+            stream = newStream(_fuzzContext())
+            data = stream.start() + b"".join(stream.feed(p).events for p in payloads)
+            events = validateEvents(data + stream.end())
+            direct = chunksToResponse(_fuzzContext(), payloads, responseId=RESPONSE_ID,
+                                      createdAt=CREATED, idFactory=Ids())
+            self.assertEqual(direct, terminal(events), seed)

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from responses_proxy.bridge.chunks import fixSurrogates
 from responses_proxy.bridge.context import BridgeContext
 from responses_proxy.bridge.events import ResponseHead
 from responses_proxy.bridge.stream import ReplyMachine, randomId
@@ -23,6 +24,27 @@ __all__ = [
     "completionToResponse",
     "failedResponse",
 ]
+
+
+def _utf8Safe(value: Any) -> Any:
+    """
+    C{value} with lone surrogates in any string replaced, so it encodes as UTF-8.
+
+    Upstream strings (an error message, a tool name, an id) can carry them through
+    C{\\ud83d}-style escapes; the SSE path repairs them when it serialises, a whole
+    reply is serialised by its caller.
+    """
+    if type(value) is str:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return fixSurrogates(value)
+        return value
+    if type(value) is dict:
+        return {_utf8Safe(key): _utf8Safe(inner) for key, inner in value.items()}
+    if type(value) is list:
+        return [_utf8Safe(inner) for inner in value]
+    return value
 
 
 class _Collector:
@@ -54,7 +76,8 @@ class _Collector:
         error: dict[str, Any] | None,
         incompleteDetails: dict[str, Any] | None,
     ) -> None:
-        self.response = self._head.response(status, self._output, usage, error, incompleteDetails)
+        response = self._head.response(status, self._output, usage, error, incompleteDetails)
+        self.response = _utf8Safe(response)
 
 
 def _machine(
