@@ -26,9 +26,9 @@ from typing import Any
 from twisted.internet import defer, task
 from twisted.internet.interfaces import IReactorCore
 
+from responses_proxy.bridge.completion import completionToResponse
 from responses_proxy.bridge.request import BridgeRequestError, convertRequest
 from responses_proxy.bridge.state import Found, recordFor, referencesIn, resolve
-from responses_proxy.bridge.stream import completionToResponse
 from responses_proxy.config import TUNING_ENV, StartupError, buildConfig
 from responses_proxy.web.store import IResponseStore, openStore
 

@@ -1059,6 +1059,45 @@ class ToolCallQuirkTests(QuirkBase):
         )
         self.assertCompleted(ex)
 
+    def test_llamaCppPythonFunctionCallBesideToolCalls(self) -> None:
+        """
+        llama-cpp-python: every chunk carries the same call in C{function_call} and in
+        C{tool_calls[0]}; the client gets one call with its arguments once, streamed and
+        as a whole (C{stream: false}) reply.
+        """
+        pieces = ['{"cmd": ', '"ls"', "}"]
+
+        def both(arguments: str) -> dict[str, Any]:
+            return chunk({
+                "function_call": {"name": "exec_command", "arguments": arguments},
+                "tool_calls": [call(0, "call__0_exec_command_cmpl-1", "exec_command",
+                                    arguments)],
+            })
+
+        spec = sse(chunk({"role": "assistant", "content": None}),
+                   *[both(piece) for piece in pieces], chunk({}, "tool_calls"))
+        ex = self.stream(spec, codexBody("llama-cpp-python"))
+        self.assertShape(ex.events, OPEN, CALL, COMPLETED)
+        [fc] = ex.items()
+        self.assertEqual(fc.done["call_id"], "call__0_exec_command_cmpl-1")
+        self.assertEqual(fc.done["arguments"], '{"cmd": "ls"}')
+        self.assertEqual(fc.deltas("response.function_call_arguments.delta"), pieces)
+
+        self.fake.reset()
+        function = {"name": "exec_command", "arguments": '{"cmd": "ls"}'}
+        completion = copy.deepcopy(COMPLETION)
+        completion["choices"][0]["message"] = {
+            "role": "assistant", "content": None, "function_call": function,
+            "tool_calls": [{"id": "call__0_exec_command_cmpl-1", "type": "function",
+                            "function": function}],
+        }
+        body = smallBody("llama-cpp-python", stream=False,
+                         tools=[toolDef(_A001, "exec_command")])
+        ex = self.post({"body": json.dumps(completion)}, body)
+        self.assertEqual(ex.status, 200)
+        [item] = ex.document["output"]
+        self.assertEqual((item["name"], item["arguments"]), ("exec_command", '{"cmd": "ls"}'))
+
     def test_ollamaWholeCallsInOneChunkWithoutIndex(self) -> None:
         """
         Ollama: two whole calls in one chunk, without C{index}, then C{finish_reason}
@@ -2342,13 +2381,16 @@ class MoreProviderTests(QuirkBase):
 
     def test_emptyStreamFails(self) -> None:
         """
-        A 2xx SSE reply with an empty body (or comments only): C{response.failed}.
+        A 2xx SSE reply with an empty body, comments only, or only C{[DONE]}
+        (llama-cpp-python answers 200, then raises): C{response.failed}, saying the
+        upstream sent no data.
         """
-        for body in ["", ": ping\n\n"]:
+        for body in ["", ": ping\n\n", "data: [DONE]\n\n"]:
             self.fake.reset()
             ex = self.stream(raw(body))
-            self.assertFailed(ex, "server_error")
+            error = self.assertFailed(ex, "server_error")
             self.assertEqual(shape(ex.events), OPEN + ["response.failed"])
+            self.assertIn("without sending any data", error["message"])
 
     def test_sseFramedErrorBeforeStreaming(self) -> None:
         """

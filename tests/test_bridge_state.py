@@ -17,6 +17,7 @@ from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from responses_proxy.bridge.completion import completionToResponse
 from responses_proxy.bridge.reasoning import encodeReasoning
 from responses_proxy.bridge.request import BridgeRequestError, convertRequest
 from responses_proxy.bridge.state import (
@@ -32,7 +33,7 @@ from responses_proxy.bridge.state import (
     referencesIn,
     resolve,
 )
-from responses_proxy.bridge.stream import ResponsesStream, completionToResponse
+from responses_proxy.bridge.stream import ResponsesStream
 from responses_proxy.redact import StreamRedactor
 
 KEY = b"sk-test-" + b"k" * 40

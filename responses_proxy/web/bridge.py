@@ -27,6 +27,11 @@ from twisted.web.iweb import IRequest, IResponse
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
+from responses_proxy.bridge.completion import (
+    chunksToResponse,
+    completionToResponse,
+    failedResponse,
+)
 from responses_proxy.bridge.errors import mapUpstreamError
 from responses_proxy.bridge.profiles import DEFAULT_PROFILE, Profile
 from responses_proxy.bridge.request import (
@@ -358,10 +363,13 @@ class _Bridge:
         if exchange.clientGone:
             return
         assert self._conversion is not None
-        stream = ResponsesStream(self._conversion.context)
+        context = self._conversion.context
         if _isEventStream(response) or _looksLikeSSE(body):
-            _feedWholeSSE(stream, body)
-            stream.end()
+            payloads = _ssePayloads(body)
+            if payloads is None:
+                document = failedResponse(context, "server_error", _LINE_TOO_LONG)
+            else:
+                document = chunksToResponse(context, payloads)
         else:
             try:
                 completion = json.loads(body)
@@ -372,9 +380,9 @@ class _Bridge:
                     502, "upstream reply is not a JSON chat completion", "upstream_error"
                 )
                 return
-            stream.feedCompletion(completion)
-        self._keep(stream.response)
-        payload = exchange.redactor.redact(encodeJSON(stream.response or {}))
+            document = completionToResponse(context, completion)
+        self._keep(document)
+        payload = exchange.redactor.redact(encodeJSON(document))
         if exchange.dump is not None:
             exchange.dump.clientData(payload)
         self._finished = True
@@ -422,13 +430,12 @@ class _Bridge:
         if stream is None or stream.done or self._exchange.clientGone:
             return
         self._noData.touch()
-        tail = stream.awaitingTail
-        out = stream.feedData(payload)
-        if out:
-            self._write(out)
-        if stream.done:
+        step = stream.feed(payload)
+        if step.events:
+            self._write(step.events)
+        if step.done:
             self._endStream(b"", drain=True)
-        elif stream.awaitingTail and not tail:
+        elif step.tailStarted:
             self._tail.start()
 
     def _streamEnded(self, _: None) -> None:
@@ -446,7 +453,7 @@ class _Bridge:
         if stream is None or self._exchange.clientGone or stream.done:
             return
         if failure.check(SSELineTooLong):
-            out = stream.fail("server_error", "the upstream sent an SSE line over the size limit")
+            out = stream.fail("server_error", _LINE_TOO_LONG)
         elif not failure.check(ResponseFailed, ConnectionLost, ConnectionDone):
             self._bug(failure)
             return
@@ -513,16 +520,29 @@ class _Bridge:
         exchange.finish()
 
 
-def _feedWholeSSE(stream: ResponsesStream, body: bytes) -> bytes:
+_LINE_TOO_LONG = "the upstream sent an SSE line over the size limit"
+
+
+def _ssePayloads(body: bytes) -> list[bytes] | None:
     """
-    Feed an SSE body that was read whole; returns the events produced.
+    The data payloads of an SSE body read whole, or L{None} if a line is too long.
     """
     parser = SSEParser()
     try:
-        payloads = parser.feed(body) + parser.close()
+        return parser.feed(body) + parser.close()
     except SSELineTooLong:
-        return stream.fail("server_error", "the upstream sent an SSE line over the size limit")
-    return b"".join(stream.feedData(payload) for payload in payloads)
+        return None
+
+
+def _feedWholeSSE(stream: ResponsesStream, body: bytes) -> bytes:
+    """
+    Feed an SSE body that was read whole (a 2xx reply to a streaming request, mislabelled);
+    returns the events produced.
+    """
+    payloads = _ssePayloads(body)
+    if payloads is None:
+        return stream.fail("server_error", _LINE_TOO_LONG)
+    return b"".join(stream.feed(payload).events for payload in payloads)
 
 
 class BridgeLeaf(Resource):
