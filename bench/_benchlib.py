@@ -41,6 +41,15 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    # Run as a script (bench/ is on the path): the shared test helpers live in tests/.
+    sys.path.insert(0, str(REPO))
+
+from tests.support.chat import chatChunk as _chatChunk  # noqa: E402
+from tests.support.chat import encodeChunk  # noqa: E402
+from tests.support.wire import ProtocolError, ResponseParser, SSESplitter  # noqa: E402
+
+__all__ = ["ProtocolError", "ResponseParser"]
 PYTHON = sys.executable
 FIXTURES = REPO / "tests" / "fixtures" / "codex-0.169.0"
 HOST = "127.0.0.1"
@@ -167,20 +176,12 @@ _WORDS = (
 
 def chatChunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
     """
-    One realistic C{chat.completion.chunk} payload (DeepSeek-shaped).
+    One realistic C{chat.completion.chunk} payload (DeepSeek-shaped), as JSON bytes.
     """
-    return json.dumps(
-        {
-            "id": "chatcmpl-9f8e7d6c5b4a39281706",
-            "object": "chat.completion.chunk",
-            "created": 1760000000,
-            "model": "deepseek-chat",
-            "system_fingerprint": "fp_8802369eaa_prod0623",
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
-    ).encode("utf-8")
+    return encodeChunk(_chatChunk(
+        delta, finish, model="deepseek-chat", chunkId="chatcmpl-9f8e7d6c5b4a39281706",
+        fingerprint="fp_8802369eaa_prod0623", logprobs=True,
+    )).encode("utf-8")
 
 
 def chatPayloads(scale: int = 1) -> list[bytes]:
@@ -249,21 +250,15 @@ def chatPayloads(scale: int = 1) -> list[bytes]:
             )
         )
     payloads.append(chatChunk({}, "tool_calls"))
-    payloads.append(
-        json.dumps(
-            {
-                "id": "chatcmpl-9f8e7d6c5b4a39281706",
-                "object": "chat.completion.chunk",
-                "choices": [],
-                "usage": {
-                    "prompt_tokens": 21000,
-                    "completion_tokens": 1200,
-                    "total_tokens": 22200,
-                    "prompt_tokens_details": {"cached_tokens": 20000},
-                },
-            }
-        ).encode()
-    )
+    usage = {
+        "prompt_tokens": 21000,
+        "completion_tokens": 1200,
+        "total_tokens": 22200,
+        "prompt_tokens_details": {"cached_tokens": 20000},
+    }
+    payloads.append(encodeChunk(_chatChunk(
+        usage=usage, model="deepseek-chat", chunkId="chatcmpl-9f8e7d6c5b4a39281706"
+    )).encode("utf-8"))
     payloads.append(b"[DONE]")
     return payloads
 
@@ -548,138 +543,6 @@ def _writeInfo(path: str, info: dict[str, int]) -> None:
 # --------------------------------------------------------------------------- clients
 
 
-class ProtocolError(Exception):
-    pass
-
-
-class ResponseParser:
-    """
-    Incremental HTTP/1.1 response parser (Content-Length, chunked, or to EOF).
-
-    @ivar bodyBytes: de-framed body bytes seen so far.
-    @ivar firstBodyAt: C{time.perf_counter()} when the first body byte arrived.
-    @param onBody: called with each de-framed body piece; when L{None}, the body is only
-        counted, or kept whole with C{keep=True}.
-    """
-
-    def __init__(self, onBody: Callable[[bytes], None] | None = None, keep: bool = False) -> None:
-        self.status = 0
-        self.headers: dict[bytes, bytes] = {}
-        self.bodyBytes = 0
-        self.firstBodyAt = 0.0
-        self.complete = False
-        self.chunks = 0
-        self._onBody = onBody
-        self._keep: list[bytes] | None = [] if keep else None
-        self._state = 0  # 0 head, 1 size line, 2 chunk data, 3 chunk CRLF, 4 trailer,
-        # 5 content-length body, 6 body to EOF
-        self._remaining = 0
-        self._buf = b""
-
-    @property
-    def body(self) -> bytes:
-        return b"".join(self._keep or ())
-
-    def _data(self, data: bytes, start: int, end: int) -> None:
-        if not self.bodyBytes:
-            self.firstBodyAt = time.perf_counter()
-        self.bodyBytes += end - start
-        if self._onBody is not None:
-            self._onBody(data[start:end])
-        elif self._keep is not None:
-            self._keep.append(data[start:end])
-
-    def feed(self, data: bytes) -> bool:
-        """
-        @return: whether the response is complete.
-        """
-        if self._buf:
-            data = self._buf + data
-            self._buf = b""
-        pos, n = 0, len(data)
-        while True:
-            state = self._state
-            if state == 2 or state == 5:
-                take = min(self._remaining, n - pos)
-                if take <= 0:
-                    return False
-                self._data(data, pos, pos + take)
-                pos += take
-                self._remaining -= take
-                if self._remaining == 0:
-                    if state == 5:
-                        self.complete = True
-                        return True
-                    self._state = 3
-            elif state == 1:
-                nl = data.find(b"\r\n", pos)
-                if nl < 0:
-                    self._buf = data[pos:]
-                    return False
-                size = int(data[pos:nl].split(b";", 1)[0], 16)
-                pos = nl + 2
-                self.chunks += 1
-                if size == 0:
-                    self._state = 4
-                else:
-                    self._remaining = size
-                    self._state = 2
-            elif state == 3:
-                if n - pos < 2:
-                    self._buf = data[pos:]
-                    return False
-                if data[pos : pos + 2] != b"\r\n":
-                    raise ProtocolError("bad chunk end")
-                pos += 2
-                self._state = 1
-            elif state == 0:
-                end = data.find(b"\r\n\r\n", pos)
-                if end < 0:
-                    self._buf = data[pos:]
-                    return False
-                lines = data[pos:end].split(b"\r\n")
-                pos = end + 4
-                status = int(lines[0].split(b" ", 2)[1])
-                if 100 <= status < 200:
-                    continue
-                self.status = status
-                for line in lines[1:]:
-                    name, _, value = line.partition(b":")
-                    self.headers[name.strip().lower()] = value.strip()
-                if b"chunked" in self.headers.get(b"transfer-encoding", b"").lower():
-                    self._state = 1
-                elif b"content-length" in self.headers:
-                    self._remaining = int(self.headers[b"content-length"])
-                    self._state = 5
-                    if self._remaining == 0:
-                        self.complete = True
-                        return True
-                else:
-                    self._state = 6
-            elif state == 4:
-                if data.startswith(b"\r\n", pos):
-                    self.complete = True
-                    return True
-                end = data.find(b"\r\n\r\n", pos)
-                if end < 0:
-                    self._buf = data[pos:]
-                    return False
-                self.complete = True
-                return True
-            else:  # 6: to EOF
-                if n > pos:
-                    self._data(data, pos, n)
-                return False
-
-    def eof(self) -> bool:
-        """
-        The connection closed; whether that completes the response.
-        """
-        if self._state == 6:
-            self.complete = True
-        return self.complete
-
-
 def buildRequest(
     port: int,
     body: bytes,
@@ -811,19 +674,15 @@ class SSECounter:
         self.types: dict[bytes, int] = {}
         self.lastType = b""
         self.lastData = b""
-        self._buf = b""
+        self._splitter = SSESplitter()
 
     def feed(self, data: bytes) -> None:
-        if self._buf:
-            data = self._buf + data
-        end = data.rfind(b"\n\n")
-        if end < 0:
-            self._buf = data
+        blocks = self._splitter.feed(data)
+        if not blocks:
             return
-        self._buf = data[end + 2 :]
         types = self.types
-        block, kind = self.lastData, self.lastType
-        for block in data[:end].split(b"\n\n"):
+        kind = self.lastType
+        for block in blocks:
             if block.startswith(b"event: "):
                 nl = block.find(b"\n")
                 kind = block[7:nl]
@@ -843,7 +702,7 @@ class SSECounter:
         Whether the stream ended, with nothing left over, on a C{response.completed}
         event whose response is C{completed}.
         """
-        if self._buf.strip() or self.lastType != b"response.completed":
+        if self._splitter.pending.strip() or self.lastType != b"response.completed":
             return False
         data = self.lastData.split(b"\ndata: ", 1)[1]
         event = json.loads(data)
@@ -1029,7 +888,7 @@ def stopProxy(proxy: Child, timeout: float = 15.0) -> int | None:
     try:
         request = f"GET /shutdown HTTP/1.1\r\nhost: {HOST}:{proxy.port}\r\n\r\n".encode()
         with connect(proxy.port, 5) as sock:
-            exchange(sock, request, ResponseParser(), time.monotonic() + 5)
+            exchange(sock, request, ResponseParser(keep=False), time.monotonic() + 5)
         proxy.proc.wait(timeout)
     except (OSError, ProtocolError, TimeoutError, subprocess.TimeoutExpired):
         pass

@@ -172,7 +172,7 @@ def stream(port: int, request: bytes, expected: int, cap: float, meter: Meter) -
     cpu0 = meter.cpu()
     t0 = time.perf_counter()
     errors = 0
-    parser = lib.ResponseParser()
+    parser = lib.ResponseParser(keep=False)
     try:
         with lib.connect(port) as sock:
             lib.exchange(sock, request, parser, time.monotonic() + cap, recvSize=1024 * 1024)

@@ -24,6 +24,7 @@ from responses_proxy.config import Limits, ProxyConfig
 from responses_proxy.keyfile import AuthorizationHeader
 from responses_proxy.web.front import StrictSite
 from responses_proxy.web.timers import Clock
+from tests.support.wire import RawResponse, parseResponse
 
 KEY = b"sk-UNITTESTKEY0123456789abcdef"
 UPSTREAM_URL = "http://upstream.test/v1/responses?api-version=1"
@@ -97,6 +98,13 @@ class ClientConnection:
 
     def received(self) -> bytes:
         return self.transport.value()
+
+    def response(self) -> RawResponse:
+        """
+        The first response received so far, parsed as the socket tests parse theirs (a
+        body not yet ended is C{complete=False}).
+        """
+        return parseResponse(self.transport.value())
 
     def disconnect(self) -> None:
         from twisted.internet.error import ConnectionDone
@@ -182,32 +190,3 @@ def request(
     if body and b"content-length" not in given and b"transfer-encoding" not in given:
         lines.append(b"Content-Length: %d" % len(body))
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
-
-
-def parseResponse(raw: bytes) -> tuple[int, dict[bytes, list[bytes]], bytes]:
-    """
-    Status, headers (lower-cased names) and the raw rest of the first response.
-    """
-    head, _, rest = raw.partition(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    status = int(lines[0].split(b" ")[1])
-    headers: dict[bytes, list[bytes]] = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(b":")
-        headers.setdefault(name.strip().lower(), []).append(value.strip())
-    return status, headers, rest
-
-
-def dechunk(body: bytes) -> tuple[bytes, bool]:
-    """
-    Decode a chunked body; report whether the terminating chunk was seen.
-    """
-    out = b""
-    while body:
-        size, _, body = body.partition(b"\r\n")
-        n = int(size, 16)
-        if n == 0:
-            return out, True
-        out += body[:n]
-        body = body[n + 2 :]
-    return out, False

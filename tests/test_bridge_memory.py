@@ -12,7 +12,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from responses_proxy.bridge.profiles import PROFILES
 from responses_proxy.config import Limits
 from tests import sdkcheck
-from tests.memoryproxy import KEY, MemoryProxy, dechunk, parseResponse, request
+from tests.memoryproxy import KEY, MemoryProxy, request
+from tests.support.chat import chunkEvent
+from tests.support.wire import RawResponse
 
 CODEX_BODY = {
     "model": "deepseek-chat",
@@ -27,15 +29,6 @@ CODEX_BODY = {
     "store": False,
     "include": ["reasoning.encrypted_content"],
 }
-
-
-def chunk(delta: dict | None = None, finish: str | None = None, usage: dict | None = None) -> bytes:
-    body: dict = {"id": "c1", "object": "chat.completion.chunk", "model": "up-model", "choices": []}
-    if delta is not None or finish is not None:
-        body["choices"] = [{"index": 0, "delta": delta or {}, "finish_reason": finish}]
-    if usage is not None:
-        body["usage"] = usage
-    return b"data: " + json.dumps(body).encode() + b"\n\n"
 
 
 USAGE = {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}
@@ -64,13 +57,10 @@ class BridgeBase(SynchronousTestCase):
             up.setHeader(name, value)
 
     def events(self) -> list[dict]:
-        _, _, rest = parseResponse(self.client.received())
-        body, _ = dechunk(rest)
-        return [data for _, data in sdkcheck.parseEvents(body)]
+        return [data for _, data in sdkcheck.parseEvents(self.client.response().body)]
 
     def finished(self) -> bool:
-        _, _, rest = parseResponse(self.client.received())
-        return dechunk(rest)[1]
+        return self.client.response().complete
 
 
 class RequestSideTests(BridgeBase):
@@ -137,9 +127,9 @@ class RequestSideTests(BridgeBase):
             client = proxy.connect()
             client.send(request(body=body))
             proxy.pump()
-            status, headers, rest = parseResponse(client.received())
-            self.assertEqual(status, 400, body)
-            error = json.loads(rest)["error"]
+            resp = client.response()
+            self.assertEqual(resp.status, 400, body)
+            error = resp.json()["error"]
             self.assertEqual(set(error), {"message", "type", "code", "param"})
             self.assertEqual(proxy.upstreamResource.requests, [])
 
@@ -162,15 +152,15 @@ class StreamTests(BridgeBase):
                 (b"retry-after", b"1"),
             ],
         )
-        up.write(chunk({"role": "assistant", "content": ""}))
-        up.write(chunk({"content": "Hel"}))
+        up.write(chunkEvent({"role": "assistant", "content": ""}))
+        up.write(chunkEvent({"content": "Hel"}))
         self.proxy.pump()
-        status, headers, _ = parseResponse(self.client.received())
-        self.assertEqual(status, 200)
-        self.assertEqual(headers[b"content-type"], [b"text/event-stream"])
-        self.assertEqual(headers[b"cache-control"], [b"no-cache"])
-        self.assertEqual(headers[b"x-request-id"], [b"req_9"])
-        self.assertNotIn(b"openai-model", headers)
+        resp = self.client.response()
+        self.assertEqual(resp.status, 200)
+        self.assertEqual(resp.headerValues("content-type"), ["text/event-stream"])
+        self.assertEqual(resp.headerValues("cache-control"), ["no-cache"])
+        self.assertEqual(resp.headerValues("x-request-id"), ["req_9"])
+        self.assertEqual(resp.headerValues("openai-model"), [])
         self.assertEqual(
             [e["type"] for e in self.events()],
             [
@@ -181,15 +171,14 @@ class StreamTests(BridgeBase):
                 "response.output_text.delta",
             ],
         )
-        up.write(chunk({"content": "lo"}))
-        up.write(chunk({}, finish="stop"))
-        up.write(chunk(usage=USAGE))
+        up.write(chunkEvent({"content": "lo"}))
+        up.write(chunkEvent({}, finish="stop"))
+        up.write(chunkEvent(usage=USAGE))
         up.write(b"data: [DONE]\n\n")
         up.finish()
         self.proxy.pump()
         self.assertTrue(self.finished())
-        _, _, rest = parseResponse(self.client.received())
-        events = sdkcheck.validateEvents(dechunk(rest)[0])
+        events = sdkcheck.validateEvents(self.client.response().body)
         final = sdkcheck.finalResponse(events)
         self.assertEqual(final.output_text, "Hello")
         self.assertEqual(final.usage.total_tokens, 15)
@@ -202,8 +191,8 @@ class StreamTests(BridgeBase):
         up = self.upstream()
         lost = up.notifyFinish()
         self.startStream(up)
-        up.write(chunk({"content": "x"}, finish="stop"))
-        up.write(chunk(usage=USAGE))
+        up.write(chunkEvent({"content": "x"}, finish="stop"))
+        up.write(chunkEvent(usage=USAGE))
         self.proxy.pump()
         self.assertTrue(self.finished())
         self.assertEqual(self.events()[-1]["type"], "response.completed")
@@ -221,8 +210,8 @@ class StreamTests(BridgeBase):
         up = self.upstream()
         lost = up.notifyFinish()
         self.startStream(up)
-        up.write(chunk({"content": "x"}, finish="stop"))
-        up.write(chunk(usage=USAGE))
+        up.write(chunkEvent({"content": "x"}, finish="stop"))
+        up.write(chunkEvent(usage=USAGE))
         self.proxy.pump()
         self.assertTrue(self.finished())
         self.proxy.clock.advance(1.9)
@@ -250,7 +239,7 @@ class StreamTests(BridgeBase):
         self.assertEqual(count(), 2)
         self.proxy.clock.advance(15)
         self.assertEqual(count(), 3)
-        up.write(chunk({"content": "a"}))
+        up.write(chunkEvent({"content": "a"}))
         self.proxy.pump()
         self.proxy.clock.advance(10)
         self.assertEqual(count(), 3)
@@ -261,7 +250,7 @@ class StreamTests(BridgeBase):
         up = self.upstream()
         lost = up.notifyFinish()
         self.startStream(up)
-        up.write(chunk({"content": "partial"}))
+        up.write(chunkEvent({"content": "partial"}))
         self.proxy.pump()
         for _ in range(19):
             self.proxy.clock.advance(15)
@@ -279,7 +268,7 @@ class StreamTests(BridgeBase):
         self.send()
         up = self.upstream()
         self.startStream(up)
-        up.write(chunk({"content": "x"}, finish="stop"))
+        up.write(chunkEvent({"content": "x"}, finish="stop"))
         self.proxy.pump()
         self.assertFalse(self.finished())
         self.proxy.clock.advance(5)
@@ -295,7 +284,7 @@ class StreamTests(BridgeBase):
         self.send()
         up = self.upstream()
         self.startStream(up)
-        up.write(chunk({"content": "partial"}))
+        up.write(chunkEvent({"content": "partial"}))
         self.proxy.pump()
         up.channel.transport.abortConnection()
         self.proxy.pump()
@@ -310,7 +299,7 @@ class StreamTests(BridgeBase):
         up = self.upstream()
         lost = up.notifyFinish()
         self.startStream(up)
-        up.write(chunk({"content": "a"}))
+        up.write(chunkEvent({"content": "a"}))
         self.proxy.pump()
         self.client.disconnect()
         self.proxy.pump()
@@ -337,8 +326,7 @@ class StreamTests(BridgeBase):
         )
         up.finish()
         self.proxy.pump()
-        _, _, rest = parseResponse(self.client.received())
-        events = sdkcheck.validateEvents(dechunk(rest)[0])
+        events = sdkcheck.validateEvents(self.client.response().body)
         self.assertEqual(sdkcheck.finalResponse(events).output_text, "whole")
 
     def test_echoedKeyRedacted(self) -> None:
@@ -346,8 +334,8 @@ class StreamTests(BridgeBase):
         self.send()
         up = self.upstream()
         self.startStream(up)
-        up.write(chunk({"content": "your key is " + KEY.decode()}, finish="stop"))
-        up.write(chunk(usage=USAGE))
+        up.write(chunkEvent({"content": "your key is " + KEY.decode()}, finish="stop"))
+        up.write(chunkEvent(usage=USAGE))
         self.proxy.pump()
         self.assertNotIn(KEY, self.client.received())
         self.assertNotIn(KEY[-8:], self.client.received())
@@ -358,7 +346,7 @@ class ErrorTests(BridgeBase):
     Upstream errors before streaming keep their status with Codex's codes.
     """
 
-    def answer(self, status: int, body: bytes, headers=()) -> tuple[int, dict, dict]:
+    def answer(self, status: int, body: bytes, headers=()) -> tuple[int, RawResponse, dict]:
         self.send()
         up = self.upstream()
         up.setResponseCode(status)
@@ -367,18 +355,18 @@ class ErrorTests(BridgeBase):
         up.write(body)
         up.finish()
         self.proxy.pump()
-        status, headers, rest = parseResponse(self.client.received())
-        return status, headers, json.loads(rest)
+        resp = self.client.response()
+        return resp.status, resp, resp.json()
 
     def test_rateLimit(self) -> None:
         """429 with Retry-After: 429, rate_limit_exceeded, 'try again in', header kept."""
-        status, headers, body = self.answer(
+        status, resp, body = self.answer(
             429, b'{"error": {"message": "Rate limit reached"}}', [(b"retry-after", b"2")]
         )
         self.assertEqual(status, 429)
         self.assertEqual(body["error"]["code"], "rate_limit_exceeded")
         self.assertRegex(body["error"]["message"], r"(?i)try again in\s*2(\.0+)?\s*s")
-        self.assertEqual(headers[b"retry-after"], [b"2"])
+        self.assertEqual(resp.headerValues("retry-after"), ["2"])
 
     def test_contextLength(self) -> None:
         """A provider's context-length 400 becomes context_length_exceeded."""
@@ -429,9 +417,9 @@ class NonStreamingTests(BridgeBase):
         )
         up.finish()
         self.proxy.pump()
-        status, headers, rest = parseResponse(self.client.received())
-        self.assertEqual(status, 200)
-        document = json.loads(rest)
+        resp = self.client.response()
+        self.assertEqual(resp.status, 200)
+        document = resp.json()
         self.assertEqual(document["object"], "response")
         self.assertEqual(document["status"], "completed")
         self.assertEqual([i["type"] for i in document["output"]], ["reasoning", "message"])

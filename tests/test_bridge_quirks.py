@@ -20,7 +20,6 @@ import base64
 import copy
 import json
 import re
-import socket
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -33,7 +32,10 @@ from twisted.trial.unittest import SynchronousTestCase
 from responses_proxy.bridge.names import flattenToolName
 from responses_proxy.bridge.reasoning import decodeReasoning
 from tests import sdkcheck
-from tests.support import http
+from tests.support import http, wire
+from tests.support.chat import chatChunk as chunk
+from tests.support.chat import sseText as frame
+from tests.support.chat import toolCall as call
 from tests.support.fake import FakeUpstream, Recorded
 from tests.support.proxy import DEFAULT_KEY, ProxyProcess
 
@@ -180,69 +182,6 @@ def toolDef(body: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 # -- chat chunks and reply specs ---------------------------------------------------------------
-
-
-def chunk(
-    delta: dict[str, Any] | None = None,
-    finish: str | None = None,
-    usage: dict[str, Any] | None = None,
-    *,
-    choices: list[Any] | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
-    """
-    A C{chat.completion.chunk}.
-    """
-    body: dict[str, Any] = {
-        "id": "chatcmpl-quirk",
-        "object": "chat.completion.chunk",
-        "created": 1_760_000_000,
-        "model": "upstream-model",
-    }
-    if choices is None:
-        if delta is None and finish is None:
-            choices = []
-        else:
-            choices = [
-                {"index": 0, "delta": {} if delta is None else delta, "finish_reason": finish}
-            ]
-    body["choices"] = choices
-    if usage is not None:
-        body["usage"] = usage
-    body.update(extra)
-    return body
-
-
-def call(
-    index: int | None = None,
-    id: str | None = None,
-    name: str | None = None,
-    arguments: Any = None,
-) -> dict[str, Any]:
-    """
-    One C{tool_calls} entry.
-    """
-    entry: dict[str, Any] = {}
-    if index is not None:
-        entry["index"] = index
-    if id is not None:
-        entry["id"] = id
-        entry["type"] = "function"
-    function: dict[str, Any] = {}
-    if name is not None:
-        function["name"] = name
-    if arguments is not None:
-        function["arguments"] = arguments
-    entry["function"] = function
-    return entry
-
-
-def frame(value: Any, *, space: bool = True, eol: str = "\n") -> str:
-    """
-    One SSE event as text: C{data: <json>} and a blank line.
-    """
-    data = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return "data:" + (" " if space else "") + data + eol + eol
 
 
 def sse(*values: Any, done: bool = True, **fields: Any) -> dict[str, Any]:
@@ -424,7 +363,8 @@ class EventReader:
     def __init__(self, response: http.StreamingResponse) -> None:
         self.response = response
         self._parts: list[bytes] = []
-        self._buffer = b""
+        self._sse = wire.SSESplitter()
+        self._pending: list[dict[str, Any]] = []
         self.ended = False
         self.seen: list[dict[str, Any]] = []
 
@@ -435,7 +375,10 @@ class EventReader:
             return False
         self._parts.append(piece)
         if parse:
-            self._buffer += piece
+            for event in self._sse.events(piece):
+                data = event.json()
+                data["_t"] = event.t
+                self._pending.append(data)
         return True
 
     def next(self, timeout: float = 5.0) -> dict[str, Any] | None:
@@ -443,21 +386,16 @@ class EventReader:
         The next event (its data), or L{None} at the end of the body.
         """
         deadline = time.monotonic() + timeout
-        while True:
-            end = self._buffer.find(b"\n\n")
-            if end >= 0:
-                block, self._buffer = self._buffer[:end], self._buffer[end + 2 :]
-                data = block.split(b"\ndata: ", 1)[1]
-                event = json.loads(data)
-                event["_t"] = time.monotonic()
-                self.seen.append(event)
-                return event
+        while not self._pending:
             if self.ended:
                 return None
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise http.ReadTimeout(f"no event within {timeout} s")
             self._more(remaining)
+        event = self._pending.pop(0)
+        self.seen.append(event)
+        return event
 
     def until(
         self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 5.0
@@ -593,17 +531,9 @@ class QuirkBase(SynchronousTestCase):
             "POST", "/v1/responses", payload,
             [*CLIENT_HEADERS, ("Content-Type", "application/json")],
         )
-        received = bytearray()
-        with socket.create_connection(("127.0.0.1", self.proxy.port), timeout=timeout) as sock:
-            sock.sendall(request)
-            deadline = time.monotonic() + timeout
-            while not received.endswith(b"\r\n0\r\n\r\n"):
-                self.assertLess(time.monotonic(), deadline, "the response did not end")
-                data = sock.recv(1 << 20)
-                if not data:
-                    break
-                received += data
-        response = http.parseResponse(bytes(received))
+        with http.RawConnection(self.proxy.port, timeout) as conn:
+            conn.send(request)
+            response = conn.readResponse(timeout)
         return self.checkStream(
             response.status, response.headers, response.body, response.complete
         )

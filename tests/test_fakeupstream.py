@@ -17,7 +17,7 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.support import http
+from tests.support import http, wire
 from tests.support.events import replyScript, textReply
 from tests.support.fake import FakeUpstream, makeCAAndLeaf, makeSelfSigned
 from tests.support.procs import WaitTimeout, makeTempDir
@@ -25,8 +25,8 @@ from tests.support.procs import WaitTimeout, makeTempDir
 SECRET = "sk-fake-secret-0123456789"
 
 
-def _post(fake: FakeUpstream, body: bytes = b'{"x": 1}', **kw: object) -> http.RawResponse:
-    return http.parseResponse(
+def _post(fake: FakeUpstream, body: bytes = b'{"x": 1}', **kw: object) -> wire.RawResponse:
+    return wire.parseResponse(
         http.rawExchange(fake.port, http.buildRequest("POST", "/v1/responses", body), **kw)
     )
 
@@ -197,7 +197,7 @@ class FakeUpstreamTests(SynchronousTestCase):
         self.assertTrue(resp.complete)
         self.assertEqual(len(resp.body), 100_000)
         self.assertTrue(resp.body.startswith(b"data: xxx"))
-        self.assertEqual(len(http.parseSSE(resp.body.decode())), 100)
+        self.assertEqual(len(wire.parseSSE(resp.body.decode())), 100)
         self.assertEqual(self.fake.waitOutcome(0), "finished")
 
     def test_generateSlowReaderIsPaused(self) -> None:
@@ -449,7 +449,7 @@ class FakeUpstreamTLSTests(SynchronousTestCase):
                 if not chunk:
                     break
                 data += chunk
-        self.assertEqual(http.parseResponse(data).json(), {"ok": True})
+        self.assertEqual(wire.parseResponse(data).json(), {"ok": True})
         self.assertEqual(fake.requests()[-1].target, "/by-name")
         e = self.assertRaises(ssl.SSLCertVerificationError, http.post, fake.port,
                               tls=ssl.create_default_context())
@@ -470,11 +470,11 @@ class FakeUpstreamTLSTests(SynchronousTestCase):
 
 class ResponseParserTests(SynchronousTestCase):
     """
-    L{http.parseResponse} and L{http.parseSSE} on exact bytes.
+    L{wire.parseResponse} and L{wire.parseSSE} on exact bytes.
     """
 
     def test_chunkedComplete(self) -> None:
-        resp = http.parseResponse(
+        resp = wire.parseResponse(
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX: a\r\nX: b\r\n\r\n"
             b"3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nTrailer: t\r\n\r\n"
         )
@@ -485,22 +485,22 @@ class ResponseParserTests(SynchronousTestCase):
 
     def test_chunkedTruncated(self) -> None:
         for cut in [b"3\r\nabc\r\n", b"3\r\nab", b"3\r\nabc\r\n0\r\n"]:
-            resp = http.parseResponse(
+            resp = wire.parseResponse(
                 b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + cut
             )
             self.assertTrue(resp.chunked)
             self.assertFalse(resp.complete, cut)
 
     def test_contentLengthAndClose(self) -> None:
-        full = http.parseResponse(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcEXTRA")
+        full = wire.parseResponse(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcEXTRA")
         self.assertEqual((full.body, full.complete), (b"abc", True))
-        short = http.parseResponse(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nabc")
+        short = wire.parseResponse(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nabc")
         self.assertEqual((short.body, short.complete), (b"abc", False))
-        closeDelimited = http.parseResponse(b"HTTP/1.0 200 OK\r\n\r\nuntil close")
+        closeDelimited = wire.parseResponse(b"HTTP/1.0 200 OK\r\n\r\nuntil close")
         self.assertEqual(closeDelimited.body, b"until close")
-        noBody = http.parseResponse(b"HTTP/1.1 204 No Content\r\n\r\n")
+        noBody = wire.parseResponse(b"HTTP/1.1 204 No Content\r\n\r\n")
         self.assertTrue(noBody.complete)
-        empty = http.parseResponse(b"")
+        empty = wire.parseResponse(b"")
         self.assertEqual((empty.status, empty.complete), (0, False))
 
     def test_interimAndPipelined(self) -> None:
@@ -508,13 +508,13 @@ class ResponseParserTests(SynchronousTestCase):
             b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na"
             b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"
         )
-        first, second = http.parseResponses(data)
+        first, second = wire.parseResponses(data)
         self.assertEqual([i.status for i in first.interim], [100])
         self.assertEqual((first.status, first.body), (200, b"a"))
         self.assertEqual(second.status, 403)
 
     def test_sse(self) -> None:
-        events = http.parseSSE(
+        events = wire.parseSSE(
             ": comment\r\nevent: e\r\ndata: {\"a\":\r\ndata: 1}\r\n\r\ndata:x\n\nincomplete"
         )
         self.assertEqual([(e.event, e.data) for e in events], [("e", '{"a":\n1}'), (None, "x")])

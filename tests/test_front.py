@@ -12,7 +12,7 @@ from twisted.web.iweb import IAgent
 from zope.interface import implementer
 
 from responses_proxy.config import Limits
-from tests.memoryproxy import KEY, MemoryProxy, parseResponse, request
+from tests.memoryproxy import KEY, MemoryProxy, request
 
 
 @implementer(IAgent)
@@ -129,9 +129,9 @@ class LimitTests(SynchronousTestCase):
         client = proxy.connect()
         client.send(request(body=b"", headers=[(b"Content-Length", b"101")]))
         proxy.pump()
-        status, headers, body = parseResponse(client.received())
-        self.assertEqual(status, 413)
-        self.assertIn(b"request_too_large", body)
+        resp = client.response()
+        self.assertEqual(resp.status, 413)
+        self.assertIn(b"request_too_large", resp.body)
         self.assertEqual(proxy.upstreamResource.requests, [])
         self.assertTrue(client.transport.disconnecting)
 
@@ -144,7 +144,7 @@ class LimitTests(SynchronousTestCase):
         self.assertEqual(client.received(), b"")
         client.send(b"1\r\nb\r\n0\r\n\r\n")
         proxy.pump()
-        self.assertEqual(parseResponse(client.received())[0], 413)
+        self.assertEqual(client.response().status, 413)
         self.assertEqual(proxy.upstreamResource.requests, [])
 
     def test_bodyAtCapAccepted(self) -> None:
@@ -226,9 +226,9 @@ class ShutdownTests(SynchronousTestCase):
         proxy = MemoryProxy(httpShutdown=True)
         client = proxy.connect()
         client.send(request(method=b"GET", target=b"/shutdown", body=b""))
-        status, headers, _ = parseResponse(client.received())
-        self.assertEqual(status, 200)
-        self.assertEqual(headers[b"connection"], [b"close"])
+        resp = client.response()
+        self.assertEqual(resp.status, 200)
+        self.assertEqual(resp.headerValues("connection"), ["close"])
         self.assertTrue(client.transport.disconnecting)
         self.assertEqual(proxy.stopped, 0)
         client.disconnect()
@@ -317,8 +317,10 @@ class LoggingTests(SynchronousTestCase):
             client = proxy.connect()
             client.send(raw)
             proxy.pump()
-            status, headers, body = parseResponse(client.received())
-            self.assertEqual((status, headers[b"content-length"], body), (403, [b"0"], b""))
+            resp = client.response()
+            self.assertEqual(
+                (resp.status, resp.headerValues("content-length"), resp.body), (403, ["0"], b"")
+            )
             [line] = [e for e in observer if "bytesOut" in e]
             self.assertEqual(line["refusal"], f" refused: {reason}", reason)
             self.assertEqual(proxy.upstreamResource.requests, [])
@@ -383,7 +385,7 @@ class InternalErrorTests(SynchronousTestCase):
         client = proxy.connect()
         client.send(request())
         proxy.pump()
-        status, _, body = parseResponse(client.received())
-        self.assertEqual(status, 500)
-        self.assertIn(b"internal proxy error", body)
+        resp = client.response()
+        self.assertEqual(resp.status, 500)
+        self.assertIn(b"internal proxy error", resp.body)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)

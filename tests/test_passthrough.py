@@ -18,7 +18,7 @@ from unittest import SkipTest
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.support import http
+from tests.support import http, wire
 from tests.support.events import completed, created, sseSpec
 from tests.support.fake import FakeUpstream, makeCAAndLeaf, makeSelfSigned
 from tests.support.procs import ManagedProcess, WaitTimeout, makeTempDir, pythonEnv
@@ -327,7 +327,7 @@ class ForwardingTests(Base):
             ("cookie", "c=d"),
         ]:
             self.assertEqual(req.headerValues(name), [value], name)
-        resp = http.parseResponse(raw)
+        resp = wire.parseResponse(raw)
         self.assertEqual(resp.status, 201)
         self.assertEqual(resp.body, b'{"ok": 1}')
         self.assertEqual(resp.header("x-request-id"), "req_123")
@@ -370,11 +370,11 @@ class ForwardingTests(Base):
         ]
         for method, target in cases:
             raw = http.rawExchange(proxy.port, http.buildRequest(method, target, b"{}"))
-            resp = http.parseResponse(raw)
+            resp = wire.parseResponse(raw)
             self.assertEqual(resp.status, 403, (method, target, raw[:100]))
             self.assertEqual(resp.body, b"")
         raw = http.rawExchange(proxy.port, http.buildRequest("HEAD", "/v1/responses"), head=True)
-        self.assertEqual(http.parseResponse(raw, head=True).status, 403)
+        self.assertEqual(wire.parseResponse(raw, head=True).status, 403)
         for headers, host in [
             ([], None),
             ([], "evil.example"),
@@ -385,12 +385,12 @@ class ForwardingTests(Base):
             raw = http.rawExchange(
                 proxy.port, http.buildRequest("POST", "/v1/responses", b"{}", headers, host=host)
             )
-            self.assertEqual(http.parseResponse(raw).status, 403, (headers, host))
+            self.assertEqual(wire.parseResponse(raw).status, 403, (headers, host))
         twoHosts = (
             b"POST /v1/responses HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: 127.0.0.1\r\n"
             b"Content-Length: 2\r\n\r\n{}"
         )
-        self.assertEqual(http.parseResponse(http.rawExchange(proxy.port, twoHosts)).status, 403)
+        self.assertEqual(wire.parseResponse(http.rawExchange(proxy.port, twoHosts)).status, 403)
         self.assertEqual(fake.connections()["total"], 0)
         self.assertEqual(fake.requests(), [])
 
@@ -404,7 +404,7 @@ class ForwardingTests(Base):
                 "POST", "/v1/responses", b"", [("Content-Length", str(64 * 1024 * 1024 + 1))]
             ),
         )
-        resp = http.parseResponse(raw)
+        resp = wire.parseResponse(raw)
         self.assertEqual(resp.status, 413)
         self.assertEqual(resp.json()["error"]["code"], "request_too_large")
         small = self.proxy(fake, tuning="maxBodyBytes=1000")
@@ -458,7 +458,7 @@ class ForwardingTests(Base):
         data = http.rawExchange(proxy.port, both, untilClose=False)
         with http.RawConnection(proxy.port) as conn:
             conn.send(both + http.buildRequest("GET", "/nope", headers=[("Connection", "close")]))
-            responses = http.parseResponses(conn.readUntilClosed(10))
+            responses = wire.parseResponses(conn.readUntilClosed(10))
         self.assertEqual([r.status for r in responses], [200, 200, 403])
         self.assertIsNotNone(data)
 
@@ -500,7 +500,7 @@ class ForwardingTests(Base):
             proxy.port,
             http.buildRequest("POST", "/v1/responses", b"{}", [("Accept-Encoding", "gzip")]),
         )
-        resp = http.parseResponse(raw)
+        resp = wire.parseResponse(raw)
         self.assertEqual(resp.body, payload)
         self.assertEqual(resp.header("content-encoding"), "gzip")
         [req] = fake.requests()

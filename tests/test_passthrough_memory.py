@@ -14,7 +14,8 @@ from twisted.web.iweb import IAgent
 from zope.interface import implementer
 
 from responses_proxy.config import Limits
-from tests.memoryproxy import KEY, CapturingAgent, MemoryProxy, dechunk, parseResponse, request
+from tests.memoryproxy import KEY, CapturingAgent, MemoryProxy, request
+from tests.support import wire
 
 
 @implementer(IAgent)
@@ -101,9 +102,9 @@ class ForwardingTests(SynchronousTestCase):
         up.write(payload)
         up.finish()
         self.proxy.pump()
-        status, headers, rest = parseResponse(self.client.received())
-        self.assertEqual(headers[b"content-encoding"], [b"gzip"])
-        self.assertEqual(dechunk(rest), (payload, True))
+        resp = self.client.response()
+        self.assertEqual(resp.headerValues("content-encoding"), ["gzip"])
+        self.assertEqual((resp.body, resp.complete), (payload, True))
 
     def test_noEmptyContentEncoding(self) -> None:
         """No Content-Encoding appears when the upstream sent none."""
@@ -111,8 +112,7 @@ class ForwardingTests(SynchronousTestCase):
         up.write(b"{}")
         up.finish()
         self.proxy.pump()
-        _, headers, _ = parseResponse(self.client.received())
-        self.assertNotIn(b"content-encoding", headers)
+        self.assertIsNone(self.client.response().header("content-encoding"))
 
     def test_statusAndHeadersMirrored(self) -> None:
         """Status, phrase and ordinary headers are mirrored; hop-by-hop ones are not."""
@@ -126,12 +126,12 @@ class ForwardingTests(SynchronousTestCase):
         up.finish()
         self.proxy.pump()
         raw = self.client.received()
-        status, headers, rest = parseResponse(raw)
+        resp = wire.parseResponse(raw)
         self.assertTrue(raw.startswith(b"HTTP/1.1 429 Too Many Requests\r\n"))
-        self.assertEqual(headers[b"retry-after"], [b"7"])
-        self.assertEqual(headers[b"x-request-id"], [b"req_1"])
-        self.assertNotIn(b"keep-alive", headers)
-        self.assertEqual(dechunk(rest), (b'{"error":{}}', True))
+        self.assertEqual(resp.headerValues("retry-after"), ["7"])
+        self.assertEqual(resp.headerValues("x-request-id"), ["req_1"])
+        self.assertEqual(resp.headerValues("keep-alive"), [])
+        self.assertEqual((resp.body, resp.complete), (b'{"error":{}}', True))
 
     def test_streamsEachWriteAsItArrives(self) -> None:
         """Each upstream write reaches the client before the upstream finishes."""
@@ -147,8 +147,8 @@ class ForwardingTests(SynchronousTestCase):
         self.assertNotIn(b"0\r\n\r\n", self.client.received())
         up.finish()
         self.proxy.pump()
-        _, _, rest = parseResponse(self.client.received())
-        self.assertEqual(dechunk(rest), (b"data: one\n\ndata: two\n\n", True))
+        resp = self.client.response()
+        self.assertEqual((resp.body, resp.complete), (b"data: one\n\ndata: two\n\n", True))
 
     def test_redirectPassedThroughNotFollowed(self) -> None:
         """A 307 goes back to the client; the upstream sees one request."""
@@ -157,9 +157,9 @@ class ForwardingTests(SynchronousTestCase):
         up.setHeader(b"location", b"https://elsewhere.test/v1/responses")
         up.finish()
         self.proxy.pump()
-        status, headers, _ = parseResponse(self.client.received())
-        self.assertEqual(status, 307)
-        self.assertEqual(headers[b"location"], [b"https://elsewhere.test/v1/responses"])
+        resp = self.client.response()
+        self.assertEqual(resp.status, 307)
+        self.assertEqual(resp.headerValues("location"), ["https://elsewhere.test/v1/responses"])
         self.assertEqual(len(self.proxy.upstreamResource.requests), 1)
 
     def test_cookiesNeverStoredOrReplayed(self) -> None:
@@ -203,20 +203,20 @@ class UpstreamFailureTests(SynchronousTestCase):
         proxy.pump()
         if advance:
             proxy.clock.advance(advance)
-        return parseResponse(client.received()), proxy
+        return client.response(), proxy
 
     def test_refusedIs502(self) -> None:
         """Connection refused: 502 with a JSON error."""
-        (status, headers, body), _ = self.answer(ierror.ConnectionRefusedError())
-        self.assertEqual(status, 502)
-        self.assertEqual(headers[b"content-type"], [b"application/json"])
-        self.assertIn(b'"upstream_unreachable"', body)
+        resp, _ = self.answer(ierror.ConnectionRefusedError())
+        self.assertEqual(resp.status, 502)
+        self.assertEqual(resp.headerValues("content-type"), ["application/json"])
+        self.assertIn(b'"upstream_unreachable"', resp.body)
 
     def test_connectTimeoutIs504(self) -> None:
         """A connect timeout: 504."""
-        (status, _, body), _ = self.answer(ierror.TimeoutError())
-        self.assertEqual(status, 504)
-        self.assertIn(b"upstream_timeout", body)
+        resp, _ = self.answer(ierror.TimeoutError())
+        self.assertEqual(resp.status, 504)
+        self.assertIn(b"upstream_timeout", resp.body)
 
     def test_noHeadersIs504(self) -> None:
         """No response headers within the limit: 504, and the request is cancelled."""
@@ -227,8 +227,7 @@ class UpstreamFailureTests(SynchronousTestCase):
         proxy.clock.advance(299)
         self.assertEqual(client.received(), b"")
         proxy.clock.advance(1)
-        status, _, body = parseResponse(client.received())
-        self.assertEqual(status, 504)
+        self.assertEqual(client.response().status, 504)
         self.assertTrue(proxy.agent.pending[0].called)
 
     def test_clientGoneBeforeHeadersCancelsUpstream(self) -> None:
@@ -253,10 +252,9 @@ class UpstreamFailureTests(SynchronousTestCase):
         proxy.pump()
         up.channel.transport.abortConnection()
         proxy.pump()
-        _, _, rest = parseResponse(client.received())
-        body, complete = dechunk(rest)
-        self.assertEqual(body, b"data: partial\n\n")
-        self.assertFalse(complete)
+        resp = client.response()
+        self.assertEqual(resp.body, b"data: partial\n\n")
+        self.assertFalse(resp.complete)
         self.assertTrue(client.transport.disconnecting)
 
     def test_clientGoneMidStreamStopsUpstream(self) -> None:
