@@ -468,59 +468,13 @@ class FakeUpstreamTLSTests(SynchronousTestCase):
         self.assertEqual(fake.requests(), [])
 
 
-class ResponseParserTests(SynchronousTestCase):
+class EventBuilderTests(SynchronousTestCase):
     """
-    L{wire.parseResponse} and L{wire.parseSSE} on exact bytes.
+    The Responses reply specs of L{tests.support.events}.
     """
-
-    def test_chunkedComplete(self) -> None:
-        resp = wire.parseResponse(
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX: a\r\nX: b\r\n\r\n"
-            b"3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nTrailer: t\r\n\r\n"
-        )
-        self.assertEqual((resp.status, resp.reason, resp.version), (200, "OK", "HTTP/1.1"))
-        self.assertEqual(resp.headerValues("x"), ["a", "b"])
-        self.assertEqual(resp.body, b"abcde")
-        self.assertTrue(resp.chunked and resp.complete)
-
-    def test_chunkedTruncated(self) -> None:
-        for cut in [b"3\r\nabc\r\n", b"3\r\nab", b"3\r\nabc\r\n0\r\n"]:
-            resp = wire.parseResponse(
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + cut
-            )
-            self.assertTrue(resp.chunked)
-            self.assertFalse(resp.complete, cut)
-
-    def test_contentLengthAndClose(self) -> None:
-        full = wire.parseResponse(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcEXTRA")
-        self.assertEqual((full.body, full.complete), (b"abc", True))
-        short = wire.parseResponse(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nabc")
-        self.assertEqual((short.body, short.complete), (b"abc", False))
-        closeDelimited = wire.parseResponse(b"HTTP/1.0 200 OK\r\n\r\nuntil close")
-        self.assertEqual(closeDelimited.body, b"until close")
-        noBody = wire.parseResponse(b"HTTP/1.1 204 No Content\r\n\r\n")
-        self.assertTrue(noBody.complete)
-        empty = wire.parseResponse(b"")
-        self.assertEqual((empty.status, empty.complete), (0, False))
-
-    def test_interimAndPipelined(self) -> None:
-        data = (
-            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na"
-            b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"
-        )
-        first, second = wire.parseResponses(data)
-        self.assertEqual([i.status for i in first.interim], [100])
-        self.assertEqual((first.status, first.body), (200, b"a"))
-        self.assertEqual(second.status, 403)
-
-    def test_sse(self) -> None:
-        events = wire.parseSSE(
-            ": comment\r\nevent: e\r\ndata: {\"a\":\r\ndata: 1}\r\n\r\ndata:x\n\nincomplete"
-        )
-        self.assertEqual([(e.event, e.data) for e in events], [("e", '{"a":\n1}'), (None, "x")])
-        self.assertEqual(events[0].json(), {"a": 1})
 
     def test_textReplyShape(self) -> None:
+        """textReply is a whole Responses stream: created, the message, completed."""
         spec = textReply("hi", "resp_9")
         types = [e["type"] for e in spec["sse"]]
         self.assertEqual(types[0], "response.created")

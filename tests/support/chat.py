@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_support_chat -*-
+# -*- test-case-name: tests.test_chat -*-
 """
 Chat Completions stream pieces for fake chat upstreams: one builder of
 C{chat.completion.chunk} objects and their SSE framing, shared by the tests (reply specs
