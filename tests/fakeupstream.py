@@ -220,6 +220,7 @@ class RecordedRequest:
         C{"lost"} (the connection went away first).
     @ivar sent: body bytes written so far.
     @ivar paused: how many times backpressure paused this response's producer.
+    @ivar request: the request itself (in memory, a test may answer it by hand).
     """
 
     def __init__(
@@ -242,6 +243,7 @@ class RecordedRequest:
         self.outcome = "pending"
         self.sent = 0
         self.paused = 0
+        self.request: Request | None = None
 
     def toJSON(self) -> dict[str, Any]:
         """
@@ -728,6 +730,7 @@ class UpstreamResource(Resource):
             conn=_connId(request),
             t=time.monotonic(),
         )
+        record.request = request
         state.records.append(record)
         reply = _Reply(state, request, record, state.nextSpec())
         state.changed()

@@ -1,6 +1,9 @@
 """
 An in-memory proxy for unit tests: the real L{StrictSite} on a C{StringTransport}
-client connection, and a fake upstream L{Resource} behind treq's in-memory agent.
+client connection, and the fake upstream's resource (L{tests.fakeupstream}, the same one
+the process serves) behind treq's in-memory agent. By default the test answers each
+upstream request itself (C{upstreamRequests}); a reply spec queued on C{upstream} plays
+on the fake clock instead.
 
 Nothing touches the global reactor or a socket; time is a L{MemoryReactorClock}.
 """
@@ -13,9 +16,8 @@ from treq.testing import RequestTraversalAgent
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.web.http import Request
 from twisted.web.iweb import IAgent
-from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
 from responses_proxy.bridge.profiles import DEFAULT_PROFILE, Profile
@@ -24,6 +26,7 @@ from responses_proxy.config import Limits, ProxyConfig
 from responses_proxy.keyfile import AuthorizationHeader
 from responses_proxy.web.front import StrictSite
 from responses_proxy.web.timers import Clock
+from tests.fakeupstream import FakeState, UpstreamResource
 from tests.support.wire import RawResponse, parseResponse
 
 KEY = b"sk-UNITTESTKEY0123456789abcdef"
@@ -31,23 +34,16 @@ UPSTREAM_URL = "http://upstream.test/v1/responses?api-version=1"
 BRIDGE_URL = "http://upstream.test/v1/chat/completions"
 
 
-class RecordingUpstream(Resource):
+# In memory the test itself plays the upstream: each request is recorded and left open.
+LEAVE_OPEN = {"never_respond": True}
+
+
+def upstreamBody(request: Request) -> bytes:
     """
-    A fake upstream that records each request and leaves it open for the test to
-    answer (C{NOT_DONE_YET}).
+    The body the upstream received with C{request}.
     """
-
-    isLeaf = True
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.requests: list[Any] = []
-
-    def render(self, request: Any) -> int:
-        request.content.seek(0)
-        request.bodyBytes = request.content.read()
-        self.requests.append(request)
-        return NOT_DONE_YET
+    request.content.seek(0)
+    return request.content.read()
 
 
 @implementer(IAgent)
@@ -132,8 +128,11 @@ class MemoryProxy:
     ) -> None:
         self.clock = MemoryReactorClock()
         self.limits = limits or Limits()
-        self.upstreamResource = RecordingUpstream()
-        self.agent = agent if agent is not None else RequestTraversalAgent(self.upstreamResource)
+        self.upstream = FakeState(self.clock)
+        self.upstream.default = dict(LEAVE_OPEN)
+        self.agent = (
+            agent if agent is not None else RequestTraversalAgent(UpstreamResource(self.upstream))
+        )
         self.authorization = AuthorizationHeader(b"Bearer " + KEY, locked=False)
         config = ProxyConfig(
             upstreamURL=BRIDGE_URL if bridge else UPSTREAM_URL,
@@ -152,6 +151,14 @@ class MemoryProxy:
         # Adopting the bound socket into the fake reactor closes the real one.
         self.service.listening.startService()
         self.site: StrictSite = self.service.site
+
+    @property
+    def upstreamRequests(self) -> list[Request]:
+        """
+        The requests the fake upstream received, open for the test to answer (unless a
+        reply spec was queued on C{upstream}).
+        """
+        return [record.request for record in self.upstream.records]
 
     @property
     def stopped(self) -> int:

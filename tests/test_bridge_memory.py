@@ -12,7 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from responses_proxy.bridge.profiles import PROFILES
 from responses_proxy.config import Limits
 from tests import sdkcheck
-from tests.memoryproxy import KEY, MemoryProxy, request
+from tests.memoryproxy import KEY, MemoryProxy, request, upstreamBody
 from tests.support.chat import chunkEvent
 from tests.support.wire import RawResponse
 
@@ -48,8 +48,8 @@ class BridgeBase(SynchronousTestCase):
         self.proxy.pump()
 
     def upstream(self):
-        self.assertEqual(len(self.proxy.upstreamResource.requests), 1)
-        return self.proxy.upstreamResource.requests[0]
+        self.assertEqual(len(self.proxy.upstreamRequests), 1)
+        return self.proxy.upstreamRequests[0]
 
     def startStream(self, up, headers=((b"content-type", b"text/event-stream"),)):
         up.setResponseCode(200)
@@ -80,8 +80,8 @@ class RequestSideTests(BridgeBase):
         ]
         client.send(request(body=json.dumps(body).encode()))
         proxy.pump()
-        [up] = proxy.upstreamResource.requests
-        sent = json.loads(up.bodyBytes)
+        [up] = proxy.upstreamRequests
+        sent = json.loads(upstreamBody(up))
         self.assertEqual(sent["max_completion_tokens"], 100)
         self.assertNotIn("max_tokens", sent)
         self.assertEqual(
@@ -99,7 +99,7 @@ class RequestSideTests(BridgeBase):
             ]
         )
         up = self.upstream()
-        body = json.loads(up.bodyBytes)
+        body = json.loads(upstreamBody(up))
         self.assertEqual(body["model"], "deepseek-chat")
         self.assertEqual(body["messages"][0], {"role": "system", "content": "Be brief."})
         self.assertEqual(body["messages"][1], {"role": "user", "content": "hi"})
@@ -113,7 +113,7 @@ class RequestSideTests(BridgeBase):
         self.assertEqual(headers.getRawHeaders(b"accept"), [b"text/event-stream"])
         self.assertEqual(headers.getRawHeaders(b"accept-encoding"), [b"identity"])
         self.assertEqual(headers.getRawHeaders(b"x-title"), [b"mine"])
-        self.assertEqual(headers.getRawHeaders(b"content-length"), [b"%d" % len(up.bodyBytes)])
+        self.assertEqual(headers.getRawHeaders(b"content-length"), [b"%d" % len(upstreamBody(up))])
 
     def test_badBodiesAre400WithoutUpstream(self) -> None:
         """Not JSON, stateful fields, wrong input type: 400 Responses-style; nothing sent."""
@@ -131,7 +131,7 @@ class RequestSideTests(BridgeBase):
             self.assertEqual(resp.status, 400, body)
             error = resp.json()["error"]
             self.assertEqual(set(error), {"message", "type", "code", "param"})
-            self.assertEqual(proxy.upstreamResource.requests, [])
+            self.assertEqual(proxy.upstreamRequests, [])
 
 
 class StreamTests(BridgeBase):
@@ -394,7 +394,7 @@ class NonStreamingTests(BridgeBase):
         """A chat completion becomes one Responses object."""
         self.send(dict(CODEX_BODY, stream=False))
         up = self.upstream()
-        self.assertEqual(json.loads(up.bodyBytes)["stream"], False)
+        self.assertEqual(json.loads(upstreamBody(up))["stream"], False)
         self.assertEqual(up.requestHeaders.getRawHeaders(b"accept"), [b"application/json"])
         up.setHeader(b"content-type", b"application/json")
         up.write(

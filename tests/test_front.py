@@ -47,7 +47,7 @@ class StrictnessTests(SynchronousTestCase):
         proxy.pump()
         out = client.received()
         self.assertRegex(out[:13], rb"^HTTP/1\.[01] %d " % status, (raw, out[:80]))
-        self.assertEqual(proxy.upstreamResource.requests, [], raw)
+        self.assertEqual(proxy.upstreamRequests, [], raw)
         return out
 
     def test_methodsTargetsAndForms(self) -> None:
@@ -115,7 +115,7 @@ class StrictnessTests(SynchronousTestCase):
             client = proxy.connect()
             client.send(request(host=host))
             proxy.pump()
-            self.assertEqual(len(proxy.upstreamResource.requests), 1, host)
+            self.assertEqual(len(proxy.upstreamRequests), 1, host)
 
 
 class LimitTests(SynchronousTestCase):
@@ -132,7 +132,7 @@ class LimitTests(SynchronousTestCase):
         resp = client.response()
         self.assertEqual(resp.status, 413)
         self.assertIn(b"request_too_large", resp.body)
-        self.assertEqual(proxy.upstreamResource.requests, [])
+        self.assertEqual(proxy.upstreamRequests, [])
         self.assertTrue(client.transport.disconnecting)
 
     def test_chunkedOverCap(self) -> None:
@@ -145,7 +145,7 @@ class LimitTests(SynchronousTestCase):
         client.send(b"1\r\nb\r\n0\r\n\r\n")
         proxy.pump()
         self.assertEqual(client.response().status, 413)
-        self.assertEqual(proxy.upstreamResource.requests, [])
+        self.assertEqual(proxy.upstreamRequests, [])
 
     def test_bodyAtCapAccepted(self) -> None:
         """A body exactly at the cap is forwarded."""
@@ -153,7 +153,7 @@ class LimitTests(SynchronousTestCase):
         client = proxy.connect()
         client.send(request(body=b"a" * 100))
         proxy.pump()
-        self.assertEqual(len(proxy.upstreamResource.requests), 1)
+        self.assertEqual(len(proxy.upstreamRequests), 1)
 
     def test_headerDeadline(self) -> None:
         """Headers trickling in for longer than the deadline: 408 and closed."""
@@ -167,7 +167,7 @@ class LimitTests(SynchronousTestCase):
         proxy.clock.advance(5.1)
         self.assertTrue(client.received().startswith(b"HTTP/1.1 408 "))
         self.assertTrue(client.transport.disconnecting)
-        self.assertEqual(proxy.upstreamResource.requests, [])
+        self.assertEqual(proxy.upstreamRequests, [])
 
     def test_bodyIdleDeadline(self) -> None:
         """A client silent in the middle of its body is disconnected; data resets it."""
@@ -181,7 +181,7 @@ class LimitTests(SynchronousTestCase):
         self.assertEqual(client.received(), b"")
         proxy.clock.advance(2)
         self.assertTrue(client.received().startswith(b"HTTP/1.1 408 "))
-        self.assertEqual(proxy.upstreamResource.requests, [])
+        self.assertEqual(proxy.upstreamRequests, [])
 
     def test_continueOnlyForAcceptableRequests(self) -> None:
         """100 Continue goes to an allowed request, not to a refused or oversized one."""
@@ -283,7 +283,7 @@ class LoggingTests(SynchronousTestCase):
         client = proxy.connect()
         client.send(request(headers=[(b"Authorization", b"Bearer client")]))
         proxy.pump()
-        up = proxy.upstreamResource.requests[0]
+        up = proxy.upstreamRequests[0]
         up.setResponseCode(201)
         up.write(b"x" * 10)
         up.finish()
@@ -323,7 +323,7 @@ class LoggingTests(SynchronousTestCase):
             )
             [line] = [e for e in observer if "bytesOut" in e]
             self.assertEqual(line["refusal"], f" refused: {reason}", reason)
-            self.assertEqual(proxy.upstreamResource.requests, [])
+            self.assertEqual(proxy.upstreamRequests, [])
 
 
 class KeepAliveTests(SynchronousTestCase):
@@ -338,7 +338,7 @@ class KeepAliveTests(SynchronousTestCase):
         for n in range(2):
             client.send(request())
             proxy.pump()
-            up = proxy.upstreamResource.requests[n]
+            up = proxy.upstreamRequests[n]
             up.write(b"r%d" % n)
             up.finish()
             proxy.pump()
@@ -351,7 +351,7 @@ class KeepAliveTests(SynchronousTestCase):
         client = proxy.connect()
         client.send(request())
         proxy.pump()
-        up = proxy.upstreamResource.requests[0]
+        up = proxy.upstreamRequests[0]
         up.finish()
         proxy.pump()
         proxy.clock.advance(59)
@@ -365,7 +365,7 @@ class KeepAliveTests(SynchronousTestCase):
         client = proxy.connect()
         client.send(request())
         proxy.pump()
-        up = proxy.upstreamResource.requests[0]
+        up = proxy.upstreamRequests[0]
         for _ in range(10):
             proxy.clock.advance(100)
             up.write(b"data: tick\n\n")

@@ -14,7 +14,7 @@ from twisted.web.iweb import IAgent
 from zope.interface import implementer
 
 from responses_proxy.config import Limits
-from tests.memoryproxy import KEY, CapturingAgent, MemoryProxy, request
+from tests.memoryproxy import KEY, CapturingAgent, MemoryProxy, request, upstreamBody
 from tests.support import wire
 
 
@@ -48,8 +48,8 @@ class ForwardingTests(SynchronousTestCase):
     def forward(self, raw: bytes):
         self.client.send(raw)
         self.proxy.pump()
-        self.assertEqual(len(self.proxy.upstreamResource.requests), 1)
-        return self.proxy.upstreamResource.requests[0]
+        self.assertEqual(len(self.proxy.upstreamRequests), 1)
+        return self.proxy.upstreamRequests[0]
 
     def test_injectsKeyAndDropsClientAuthorization(self) -> None:
         """Exactly one Authorization goes up: the key's, never the client's."""
@@ -66,21 +66,21 @@ class ForwardingTests(SynchronousTestCase):
         """The body arrives byte for byte, with a recomputed Content-Length."""
         body = b'{"model":"m","input":"\xc3\xa9\\u0000"}'
         up = self.forward(request(body=body, headers=[(b"Content-Length", b"%d" % len(body))]))
-        self.assertEqual(up.bodyBytes, body)
+        self.assertEqual(upstreamBody(up), body)
         self.assertEqual(up.requestHeaders.getRawHeaders(b"content-length"), [b"%d" % len(body)])
 
     def test_chunkedClientBodyIsReframed(self) -> None:
         """A chunked upload goes up with a Content-Length and no Transfer-Encoding."""
         raw = request(body=b"5\r\nhello\r\n0\r\n\r\n", headers=[(b"Transfer-Encoding", b"chunked")])
         up = self.forward(raw)
-        self.assertEqual(up.bodyBytes, b"hello")
+        self.assertEqual(upstreamBody(up), b"hello")
         self.assertEqual(up.requestHeaders.getRawHeaders(b"content-length"), [b"5"])
 
     def test_largeBodyStreamedFromFile(self) -> None:
         """A body Twisted spooled to a temporary file (over 100 kB) is forwarded whole."""
         body = b"x" * 300_000
         up = self.forward(request(body=body))
-        self.assertEqual(up.bodyBytes, body)
+        self.assertEqual(upstreamBody(up), body)
 
     def test_acceptEncodingForwardedAsIs(self) -> None:
         """treq's own gzip request is removed; the client's value goes up unchanged."""
@@ -89,7 +89,7 @@ class ForwardingTests(SynchronousTestCase):
         self.client = self.proxy.connect()
         self.client.send(request())
         self.proxy.pump()
-        second = self.proxy.upstreamResource.requests[1]
+        second = self.proxy.upstreamRequests[1]
         self.assertIsNone(second.requestHeaders.getRawHeaders(b"accept-encoding"))
 
     def test_gzipBodyRelayedUndecoded(self) -> None:
@@ -160,7 +160,7 @@ class ForwardingTests(SynchronousTestCase):
         resp = self.client.response()
         self.assertEqual(resp.status, 307)
         self.assertEqual(resp.headerValues("location"), ["https://elsewhere.test/v1/responses"])
-        self.assertEqual(len(self.proxy.upstreamResource.requests), 1)
+        self.assertEqual(len(self.proxy.upstreamRequests), 1)
 
     def test_cookiesNeverStoredOrReplayed(self) -> None:
         """An upstream Set-Cookie is relayed but never sent on a later request."""
@@ -171,7 +171,7 @@ class ForwardingTests(SynchronousTestCase):
         self.client = self.proxy.connect()
         self.client.send(request())
         self.proxy.pump()
-        second = self.proxy.upstreamResource.requests[1]
+        second = self.proxy.upstreamRequests[1]
         self.assertIsNone(second.requestHeaders.getRawHeaders(b"cookie"))
 
     def test_echoedKeyIsRedacted(self) -> None:
@@ -247,7 +247,7 @@ class UpstreamFailureTests(SynchronousTestCase):
         client = proxy.connect()
         client.send(request())
         proxy.pump()
-        up = proxy.upstreamResource.requests[0]
+        up = proxy.upstreamRequests[0]
         up.write(b"data: partial\n\n")
         proxy.pump()
         up.channel.transport.abortConnection()
@@ -263,7 +263,7 @@ class UpstreamFailureTests(SynchronousTestCase):
         client = proxy.connect()
         client.send(request())
         proxy.pump()
-        up = proxy.upstreamResource.requests[0]
+        up = proxy.upstreamRequests[0]
         lost = up.notifyFinish()
         up.write(b"data: 1\n\n")
         proxy.pump()
