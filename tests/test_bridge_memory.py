@@ -222,30 +222,44 @@ class StreamTests(BridgeBase):
         self.failureResultOf(lost)
 
     def test_keepAliveDuringSilence(self) -> None:
-        """15 s without an event: a response.in_progress event, and again 15 s later."""
+        """15 s without an event: a response.in_progress event, and again 15 s later (an SSE
+        comment does not count as an event); the stream then completes normally."""
         self.send()
         up = self.upstream()
         self.startStream(up)
+        up.write(chunkEvent({"role": "assistant", "content": ""}))
         up.write(b": OPENROUTER PROCESSING\n\n")
         self.proxy.pump()
 
-        def count():
-            return [e["type"] for e in self.events()].count("response.in_progress")
+        def keepAlives() -> list[dict]:
+            return [e for e in self.events()[2:] if e["type"] == "response.in_progress"]
 
-        self.assertEqual(count(), 1)
+        self.assertEqual(keepAlives(), [])
         self.proxy.clock.advance(14)
-        self.assertEqual(count(), 1)
+        self.assertEqual(keepAlives(), [])
         self.proxy.clock.advance(1)
-        self.assertEqual(count(), 2)
+        self.assertEqual(len(keepAlives()), 1)
         self.proxy.clock.advance(15)
-        self.assertEqual(count(), 3)
+        self.assertEqual(len(keepAlives()), 2)
         up.write(chunkEvent({"content": "a"}))
         self.proxy.pump()
         self.proxy.clock.advance(10)
-        self.assertEqual(count(), 3)
+        self.assertEqual(len(keepAlives()), 2)
+        for event in keepAlives():
+            self.assertEqual(event["response"]["status"], "in_progress")
+            self.assertEqual(event["response"]["output"], [])
+        up.write(chunkEvent({}, "stop", USAGE))
+        up.write(b"data: [DONE]\n\n")
+        up.finish()
+        self.proxy.pump()
+        events = sdkcheck.validateEvents(self.client.response().body)
+        self.assertEqual(events[-1]["type"], "response.completed")
+        self.assertEqual(sdkcheck.finalResponse(events).output_text, "a")
+        self.assertEqual(len({e["response"]["id"] for e in events if "response" in e}), 1)
 
     def test_silenceLimitFailsStream(self) -> None:
-        """300 s without upstream data: response.failed, the upstream is dropped."""
+        """300 s without upstream data: keep-alives, then response.failed (server_error,
+        "sent nothing"), the open message left open, the upstream dropped."""
         self.send()
         up = self.upstream()
         lost = up.notifyFinish()
@@ -259,24 +273,92 @@ class StreamTests(BridgeBase):
         self.proxy.pump()
         events = self.events()
         self.assertEqual(events[-1]["type"], "response.failed")
-        self.assertEqual(events[-1]["response"]["error"]["code"], "server_error")
+        error = events[-1]["response"]["error"]
+        self.assertEqual(error["code"], "server_error")
+        self.assertIn("sent nothing", error["message"])
+        self.assertEqual(events[-1]["response"]["output"], [])
+        types = [e["type"] for e in events]
+        self.assertEqual(types.count("response.in_progress"), 1 + 19)
+        self.assertEqual(
+            [t for t in types[2:] if t != "response.in_progress"],
+            ["response.output_item.added", "response.content_part.added",
+             "response.output_text.delta", "response.failed"],
+        )
         self.assertTrue(self.finished())
         self.failureResultOf(lost)
 
-    def test_tailWait(self) -> None:
-        """finish_reason then nothing: after 5 s the terminal event is sent anyway."""
+    def test_dataInShortGapsIsNotSilence(self) -> None:
+        """A stream (labelled JSON) whose data keeps coming in gaps under the silence limit,
+        for longer than the limit in all, is not failed."""
         self.send()
         up = self.upstream()
+        self.startStream(up, [(b"content-type", b"application/json")])
+        up.write(chunkEvent({"role": "assistant", "content": ""}))
+        self.proxy.pump()
+        for i in range(4):
+            self.proxy.clock.advance(200)
+            up.write(chunkEvent({"content": f"part{i} "}))
+            self.proxy.pump()
+        up.write(chunkEvent({}, "stop", USAGE))
+        up.write(b"data: [DONE]\n\n")
+        up.finish()
+        self.proxy.pump()
+        events = sdkcheck.validateEvents(self.client.response().body)
+        self.assertEqual(events[-1]["type"], "response.completed")
+        self.assertEqual(
+            sdkcheck.finalResponse(events).output_text, "part0 part1 part2 part3 "
+        )
+
+    def test_tailWait(self) -> None:
+        """finish_reason then nothing: the items close at once, after 5 s the terminal
+        event is sent anyway, and the upstream is let go."""
+        self.send()
+        up = self.upstream()
+        lost = up.notifyFinish()
         self.startStream(up)
         up.write(chunkEvent({"content": "x"}, finish="stop"))
         self.proxy.pump()
         self.assertFalse(self.finished())
-        self.proxy.clock.advance(5)
+        self.assertEqual(self.events()[-1]["type"], "response.output_item.done")
+        self.assertEqual(self.events()[-1]["item"]["content"][0]["text"], "x")
+        self.proxy.clock.advance(4.9)
+        self.assertFalse(self.finished())
+        self.proxy.clock.advance(0.1)
         self.proxy.pump()
         events = self.events()
         self.assertEqual(events[-1]["type"], "response.completed")
         self.assertIsNone(events[-1]["response"]["usage"])
         self.assertTrue(self.finished())
+        self.proxy.clock.advance(10)
+        self.proxy.pump()
+        self.failureResultOf(lost)
+
+    def test_bodyThatNeverEnds(self) -> None:
+        """An error reply, or a whole stream:false reply, whose body stops half-way: after
+        the silence limit a 504 upstream_timeout, and the upstream connection is closed.
+        (The fake upstream plays the reply spec on the fake clock.)"""
+        cases = [
+            ({"status": 500, "chunks": [{"data": '{"error": {"message": "boo'}]}, CODEX_BODY),
+            ({"chunks": [{"data": '{"id": "chatcmpl-1", "choices": [{"index'}]},
+             dict(CODEX_BODY, stream=False)),
+        ]
+        for spec, body in cases:
+            proxy = MemoryProxy(bridge=True)
+            proxy.upstream.queue.append(dict(spec, then="hang"))
+            client = proxy.connect()
+            client.send(request(body=json.dumps(body).encode()))
+            proxy.pump()
+            [record] = proxy.upstream.records
+            proxy.clock.advance(299)
+            proxy.pump()
+            self.assertEqual(client.received(), b"")
+            self.assertEqual(record.outcome, "pending")
+            proxy.clock.advance(1)
+            proxy.pump()
+            resp = client.response()
+            self.assertEqual(resp.status, 504, resp.body)
+            self.assertEqual(resp.json()["error"]["code"], "upstream_timeout")
+            self.assertEqual(record.outcome, "lost")
 
     def test_cutStreamFails(self) -> None:
         """The upstream dying mid-stream: response.failed, never completed; the client's
