@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_front -*-
 """
 An in-memory proxy for unit tests: the real L{StrictSite} on a C{StringTransport}
 client connection, and the fake upstream's resource (L{tests.fakeupstream}, the same one

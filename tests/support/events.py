@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_fakeupstream -*-
 """
 Responses API stream events, and reply specs for the fake upstream built from them.
 

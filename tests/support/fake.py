@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_fakeupstream -*-
 """
 The client side of the fake upstream (L{tests.fakeupstream}), and TLS material for it.
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_fakeupstream -*-
 """
 Blocking HTTP clients for integration tests (they parse with L{tests.support.wire}).
 
