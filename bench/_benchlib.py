@@ -3,22 +3,15 @@ Shared pieces of the end-to-end benchmarks (C{bench_proxy.py}, C{bench_bridge.py
 
   - Payloads: a 40 KB Codex request, a small JSON answer, a short Responses SSE reply,
     and a realistic Chat Completions chunk stream (the same one the bridge benchmark
-    feeds to the pure translator).
-  - A fast fake upstream, run as its own process: C{python bench/_benchlib.py --info FILE}.
-    It is a raw asyncio HTTP/1.1 server that answers from pre-built bytes, so it is not
-    the bottleneck (the benchmarks measure it "direct"). What it answers is chosen by the
-    request header C{x-bench-reply} (the proxy forwards it as any other header):
-      - C{json}: a small JSON answer with a Content-Length;
-      - C{sse;bytes=N;event=E;chunk=C}: N bytes of C{data: <prose>\\n\\n} events of E bytes,
-        C bytes per HTTP chunk, written as fast as the reader takes them;
-      - C{responses;gap=MS}: a short Responses SSE reply; the first event at once, the
-        rest MS milliseconds later (for time-to-first-byte);
-      - C{chat;scale=S[;tail=MS]}: the chat chunk stream (one HTTP chunk per SSE event);
-        with C{tail}, the last HTTP chunk (end of body) comes MS milliseconds after
-        C{[DONE]} instead of in the same write.
-    C{GET /__stats} answers C{{"connections", "open", "requests"}}. SIGTERM stops it.
-  - Blocking and asyncio HTTP/1.1 clients over raw sockets with an incremental response
-    parser (Content-Length and chunked), and a Responses SSE event counter.
+    feeds to the pure translator), built with the tests' chunk builder
+    (L{tests.support.chat}).
+  - The upstream is the tests' fake upstream process (L{tests.fakeupstream}, run with
+    C{--no-record}); each benchmark reply is a named reply spec (L{replySpec}) picked by
+    the request header C{x-fake-reply}, which the proxy forwards as any other header. It
+    writes pre-framed bytes, so it is not the bottleneck (the benchmarks measure it
+    "direct").
+  - Blocking and asyncio HTTP/1.1 clients over raw sockets, parsing with the tests'
+    incremental parser (L{tests.support.wire}), and a Responses SSE event counter.
   - Child processes (the proxy and the upstream) with CPU pinning, C{/proc} CPU and RSS.
 
 Everything binds and connects to 127.0.0.1 only; every loop is bounded.
@@ -36,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -270,274 +263,39 @@ def sseBytes(payloads: Sequence[bytes]) -> list[bytes]:
     return [b"data: " + p + b"\n\n" for p in payloads]
 
 
-def frameChunks(pieces: Sequence[bytes]) -> bytes:
-    """
-    HTTP/1.1 chunked framing, one chunk per piece (no terminator).
-    """
-    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces)
-
-
 # --------------------------------------------------------------------------- upstream
 
-_LAST_CHUNK = b"0\r\n\r\n"
-_PIECE = 256 * KiB
 
-
-def _parseSpec(value: bytes) -> tuple[str, dict[str, int]]:
-    kind, *rest = value.decode("ascii").split(";")
-    params = {}
-    for item in rest:
-        name, _, number = item.partition("=")
-        params[name.strip()] = int(number)
-    return kind.strip(), params
-
-
-class _UpstreamProtocol(asyncio.Protocol):
+def replySpec(reply: str) -> dict[str, Any]:
     """
-    One upstream connection: parse requests, answer from pre-built bytes.
+    The fake upstream's reply spec (L{tests.fakeupstream}) for a benchmark reply name:
+      - C{json}: a small JSON answer with a Content-Length;
+      - C{sse;bytes=N;event=E;chunk=C}: N bytes of C{data: <prose>\\n\\n} events of E
+        bytes, C bytes per HTTP chunk, written as fast as the reader takes them;
+      - C{responses;gap=MS}: a short Responses SSE reply; the first event at once, the
+        rest MS milliseconds later (for time-to-first-byte);
+      - C{chat;scale=S}: the chat chunk stream (one HTTP chunk per SSE event).
     """
-
-    def __init__(self, server: _Upstream) -> None:
-        self._server = server
-        self._buf = bytearray()
-        self._need: int | None = None
-        self._req: tuple[bytes, bytes, dict[bytes, bytes]] | None = None
-        self._busy = False
-        self._paused = False
-        self._pieces: Iterator[bytes] | None = None
-        self._close = False
-        self._tail = -1
-        self.transport: Any = None
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-        transport.set_write_buffer_limits(high=512 * KiB)
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._server.stats["connections"] += 1
-        self._server.stats["open"] += 1
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._server.stats["open"] -= 1
-        self._pieces = None
-        self.transport = None
-
-    def data_received(self, data: bytes) -> None:
-        self._buf += data
-        self._parse()
-
-    def pause_writing(self) -> None:
-        self._paused = True
-
-    def resume_writing(self) -> None:
-        self._paused = False
-        self._pump()
-
-    def _parse(self) -> None:
-        buf = self._buf
-        for _ in range(1000):
-            if self._busy or self.transport is None:
-                return
-            if self._need is None:
-                end = buf.find(b"\r\n\r\n")
-                if end < 0:
-                    if len(buf) > 256 * KiB:
-                        self.transport.abort()
-                    return
-                lines = bytes(buf[:end]).split(b"\r\n")
-                del buf[: end + 4]
-                method, target, _ = lines[0].split(b" ", 2)
-                headers = {}
-                for line in lines[1:]:
-                    name, _, value = line.partition(b":")
-                    headers[name.strip().lower()] = value.strip()
-                if b"chunked" in headers.get(b"transfer-encoding", b""):
-                    self._need = -1
-                else:
-                    self._need = int(headers.get(b"content-length", b"0"))
-                self._req = (method, target, headers)
-            if self._need == -1:
-                if not self._chunkedBody(buf):
-                    return
-            elif len(buf) < self._need:
-                return
-            else:
-                del buf[: self._need]
-            self._need = None
-            assert self._req is not None
-            self._respond(*self._req)
-
-    def _chunkedBody(self, buf: bytearray) -> bool:
-        # The whole body is buffered before it is parsed (bodies here are small).
-        pos = 0
-        for _ in range(1_000_000):
-            nl = buf.find(b"\r\n", pos)
-            if nl < 0:
-                return False
-            size = int(bytes(buf[pos:nl]).split(b";")[0], 16)
-            if size == 0:
-                end = buf.find(b"\r\n\r\n", nl)
-                if end < 0:
-                    return False
-                del buf[: end + 4]
-                return True
-            pos = nl + 2 + size + 2
-            if pos > len(buf):
-                return False
-        raise ValueError("too many chunks")
-
-    def _respond(self, method: bytes, target: bytes, headers: dict[bytes, bytes]) -> None:
-        server = self._server
-        self._close = headers.get(b"connection", b"").lower() == b"close"
-        if target == b"/__stats":
-            body = json.dumps(server.stats).encode()
-            self._whole(b"application/json", body)
-            return
-        server.stats["requests"] += 1
-        kind, params = _parseSpec(headers.get(b"x-bench-reply", b"json"))
-        if kind == "json":
-            self._whole(b"application/json", SMALL_JSON)
-        elif kind == "sse":
-            self._stream(server.ssePieces(params))
-        elif kind == "responses":
-            first, rest = server.responsesReply()
-            self._begin()
-            self.transport.write(first)
-            self._busy = True
-            server.loop.call_later(params.get("gap", 5) / 1000.0, self._later, rest)
-        elif kind == "chat":
-            self._stream(server.chatPieces(params.get("scale", 1)), params.get("tail", 0))
-        else:
-            self._whole(b"text/plain", b"unknown x-bench-reply", status=b"400 Bad Request")
-
-    def _head(self, contentType: bytes, extra: bytes) -> bytes:
-        return (
-            b"HTTP/1.1 200 OK\r\ncontent-type: " + contentType + b"\r\n"
-            b"x-request-id: req_bench\r\n"
-            + extra
-            + (b"connection: close\r\n" if self._close else b"")
-            + b"\r\n"
-        )
-
-    def _whole(self, contentType: bytes, body: bytes, status: bytes = b"200 OK") -> None:
-        head = self._head(contentType, b"content-length: %d\r\n" % len(body))
-        if status != b"200 OK":
-            head = head.replace(b"200 OK", status, 1)
-        self.transport.write(head + body)
-        self._done()
-
-    def _begin(self) -> None:
-        self.transport.write(self._head(b"text/event-stream", b"transfer-encoding: chunked\r\n"))
-
-    def _stream(self, pieces: Iterator[bytes], tail: int = -1) -> None:
-        """
-        Write the pieces as the reader takes them; then the last chunk, C{tail} ms
-        later if C{tail} > 0 (C{-1}: the pieces include it).
-        """
-        self._begin()
-        self._busy = True
-        self._pieces = pieces
-        self._tail = tail
-        self._pump()
-
-    def _later(self, rest: bytes) -> None:
-        if self.transport is not None:
-            self.transport.write(rest)
-            self._done()
-
-    def _pump(self) -> None:
-        pieces = self._pieces
-        write = self.transport.write if self.transport is not None else None
-        while pieces is not None and write is not None and not self._paused:
-            piece = next(pieces, None)
-            if piece is None:
-                self._pieces = None
-                if self._tail > 0:
-                    self._server.loop.call_later(self._tail / 1000.0, self._later, _LAST_CHUNK)
-                elif self._tail == 0:
-                    self._later(_LAST_CHUNK)
-                else:
-                    self._done()
-                return
-            write(piece)
-
-    def _done(self) -> None:
-        self._busy = False
-        if self._close:
-            self.transport.close()
-            return
-        if self._buf:
-            self._server.loop.call_soon(self._parse)
-
-
-class _Upstream:
-    """
-    The listening fake and its pre-built answers.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.stats = {"connections": 0, "open": 0, "requests": 0}
-        self._chat: dict[int, bytes] = {}
-        events = responsesEvents()
-        self._responses = (frameChunks(events[:1]), frameChunks(events[1:]) + _LAST_CHUNK)
-
-    def responsesReply(self) -> tuple[bytes, bytes]:
-        return self._responses
-
-    def ssePieces(self, params: dict[str, int]) -> Iterator[bytes]:
-        total, event = params["bytes"], params.get("event", KiB)
+    kind, *rest = reply.split(";")
+    params = {k: int(v) for k, _, v in (item.partition("=") for item in rest)}
+    common = [["x-request-id", "req_bench"]]
+    stream = [["content-type", "text/event-stream"], *common]
+    if kind == "json":
+        return {"body": SMALL_JSON.decode(), "content_length": True, "headers": common}
+    if kind == "sse":
+        event = params.get("event", KiB)
         chunk = max(event, params.get("chunk", event) // event * event)
-        filler = (_PROSE.encode() * (event // len(_PROSE) + 1))[: event - 8]
-        one = b"data: " + filler + b"\n\n"
-        framed = frameChunks([one * (chunk // event)])
-        perPiece = max(1, _PIECE // len(framed))
-        piece = framed * perPiece
-        chunks = total // chunk
-        for _ in range(chunks // perPiece):
-            yield piece
-        if chunks % perPiece:
-            yield framed * (chunks % perPiece)
-        yield _LAST_CHUNK
-
-    def chatPieces(self, scale: int) -> Iterator[bytes]:
-        data = self._chat.get(scale)
-        if data is None:
-            data = frameChunks(sseBytes(chatPayloads(scale)))
-            self._chat[scale] = data
-        view = memoryview(data)
-        for i in range(0, len(data), _PIECE):
-            yield view[i : i + _PIECE]
-
-
-def serveUpstream(infoPath: str) -> None:
-    """
-    Run the fake upstream until SIGTERM; write C{{"port", "pid"}} to C{infoPath}.
-    """
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    upstream = _Upstream(loop)
-    server = loop.run_until_complete(
-        loop.create_server(lambda: _UpstreamProtocol(upstream), HOST, 0, backlog=1024)
-    )
-    port = server.sockets[0].getsockname()[1]
-    _writeInfo(infoPath, {"port": port, "pid": os.getpid()})
-    loop.add_signal_handler(signal.SIGTERM, loop.stop)
-    loop.add_signal_handler(signal.SIGINT, loop.stop)
-    try:
-        loop.run_forever()
-    finally:
-        server.close()
-        loop.close()
-
-
-def _writeInfo(path: str, info: dict[str, int]) -> None:
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=directory)
-    with os.fdopen(fd, "w") as f:
-        f.write(json.dumps(info) + "\n")
-    os.replace(tmp, path)
+        total = params["bytes"] // chunk * chunk
+        return {"generate": {"bytes": total, "chunk": chunk, "event": event, "prose": True},
+                "headers": stream}
+    if kind == "responses":
+        first, second, *others = (e.decode() for e in responsesEvents())
+        chunks = [{"data": first}, {"data": second, "delay": params.get("gap", 5) / 1000}]
+        return {"chunks": chunks + [{"data": e} for e in others], "headers": stream}
+    if kind == "chat":
+        return {"sse": [p.decode() for p in chatPayloads(params.get("scale", 1))],
+                "headers": stream}
+    raise ValueError(f"unknown benchmark reply {reply!r}")
 
 
 # --------------------------------------------------------------------------- clients
@@ -558,7 +316,7 @@ def buildRequest(
     lines += [f"{k}: {v}" for k, v in headers]
     lines += [
         f"authorization: Bearer {KEY.decode()}",
-        f"x-bench-reply: {reply}",
+        f"x-fake-reply: {reply}",
         "content-type: application/json",
         f"content-length: {len(body)}",
     ]
@@ -783,7 +541,9 @@ class Child:
         self.proc.stdin.write(stdin)
         self.proc.stdin.close()
         self.port = 0
+        self.controlPort = 0
         self.pid = self.proc.pid
+        self._named: set[str] = set()
 
     def waitReady(self, timeout: float = 20.0) -> Child:
         deadline = time.monotonic() + timeout
@@ -799,12 +559,38 @@ class Child:
                 info = None
             if info:
                 self.port, self.pid = info["port"], info["pid"]
+                self.controlPort = info.get("control_port", 0)
                 return self
             try:
                 self.proc.wait(0.01)
             except subprocess.TimeoutExpired:
                 pass
         raise TimeoutError(f"{self.name} not ready within {timeout} s")
+
+    def reply(self, reply: str) -> str:
+        """
+        The fake upstream's reply named C{reply} (see L{replySpec}), registered on first use.
+
+        @return: C{reply}, for the request's C{x-fake-reply} header.
+        """
+        if reply not in self._named:
+            body = json.dumps({reply: replySpec(reply)}).encode()
+            request = (
+                f"POST /named HTTP/1.1\r\nhost: {HOST}\r\ncontent-type: application/json\r\n"
+                f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+            ).encode() + body
+            with connect(self.controlPort, 10) as sock:
+                parser = exchange(sock, request, ResponseParser(), time.monotonic() + 10)
+            if parser.status != 200:
+                raise RuntimeError(f"the fake upstream refused {reply!r}: {parser.body!r}")
+            self._named.add(reply)
+        return reply
+
+    def connections(self) -> int:
+        """
+        How many connections the fake upstream has accepted.
+        """
+        return getJSON(self.controlPort, "/connections")["total"]
 
     def stop(self, timeout: float = 10.0) -> int | None:
         if self.proc.poll() is None:
@@ -828,7 +614,8 @@ def _ready(child: Child) -> Child:
 def startUpstream(workdir: Path, cpus: set[int] | None) -> Child:
     child = Child(
         "upstream",
-        [PYTHON, str(Path(__file__).resolve()), "--info", str(workdir / "upstream.json")],
+        [PYTHON, "-m", "tests.fakeupstream", "--info", str(workdir / "upstream.json"),
+         "--no-record"],
         workdir,
         cpus=cpus,
     )
@@ -938,17 +725,6 @@ def machine() -> str:
     )
 
 
-def main(argv: Sequence[str]) -> None:
-    if len(argv) != 2 or argv[0] != "--info":
-        print("usage: _benchlib.py --info FILE", file=sys.stderr)
-        raise SystemExit(2)
-    serveUpstream(argv[1])
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
-
-
 def runBenchmark(
     name: str,
     description: str,
@@ -967,7 +743,6 @@ def runBenchmark(
     import argparse
     import pstats
     import shutil
-    import tempfile
 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="a short run (< 30 s)")

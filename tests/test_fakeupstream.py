@@ -218,6 +218,49 @@ class FakeUpstreamTests(SynchronousTestCase):
         self.assertEqual(self.fake.waitOutcome(0), "finished")
         self.assertEqual(self.fake.connections()["requests"][0]["sent"], total)
 
+    def test_generateEventsAndProse(self) -> None:
+        """
+        C{event} packs several events of that size into each chunk; C{prose} fills them
+        with text; the last chunk is cut to the total.
+        """
+        self.fake.enqueue({"generate": {"bytes": 10_000, "chunk": 4096, "event": 1024,
+                                        "prose": True}})
+        with http.openStream(self.fake.port) as stream:
+            chunks = list(stream.iterChunks(5))
+        self.assertEqual([len(c) for c in chunks], [4096, 4096, 1808])
+        events = wire.parseSSE(b"".join(chunks))
+        self.assertEqual(len(events), 9)
+        self.assertTrue(all(len(e.data) == 1016 for e in events))
+        self.assertTrue(events[0].data.startswith("You are Codex"))
+
+    def test_manyEventsAtOnce(self) -> None:
+        """
+        Thousands of events due at once go out together, each its own HTTP chunk.
+        """
+        values = [{"n": i} for i in range(5000)]
+        self.fake.enqueue({"sse": values})
+        with http.openStream(self.fake.port) as stream:
+            chunks = list(stream.iterChunks(10))
+        self.assertEqual(len(chunks), 5000)
+        self.assertEqual([e.json() for e in wire.parseSSE(b"".join(chunks))], values)
+
+    def test_namedReplies(self) -> None:
+        """
+        X-Fake-Reply picks a named reply every time, leaving the queue alone; an unknown
+        name is a 500.
+        """
+        self.fake.name(small={"body": "named", "content_length": True})
+        self.fake.enqueue({"body": "queued"})
+        request = http.buildRequest("POST", "/v1/responses", b"{}", [("X-Fake-Reply", "small")])
+        for _ in range(2):
+            resp = wire.parseResponse(http.rawExchange(self.fake.port, request))
+            self.assertEqual((resp.body, resp.header("content-length")), (b"named", "5"))
+        self.assertEqual(_post(self.fake).body, b"queued")
+        unknown = http.buildRequest("POST", "/", b"{}", [("X-Fake-Reply", "nope")])
+        self.assertEqual(wire.parseResponse(http.rawExchange(self.fake.port, unknown)).status,
+                         500)
+        self.assertRaises(AssertionError, self.fake.name, bad={"status": "x"})
+
     def test_thenHang(self) -> None:
         """
         C{then: hang} sends the body but never ends the response; when the client goes
@@ -420,6 +463,22 @@ class FakeUpstreamTests(SynchronousTestCase):
         """
         self.fake.process.sendSignal(signal.SIGTERM)
         self.assertEqual(self.fake.process.wait(10), 0)
+
+
+class NoRecordTests(SynchronousTestCase):
+    """
+    C{--no-record}: requests are answered and counted, none is kept.
+    """
+
+    def test_countsWithoutKeeping(self) -> None:
+        """Three requests: counted, answered, not recorded."""
+        fake = FakeUpstream(self).start(record=False)
+        for _ in range(3):
+            self.assertEqual(_post(fake).json(), {"ok": True})
+        self.assertEqual(fake.requests(), [])
+        connections = fake.connections()
+        self.assertEqual(connections["request_count"], 3)
+        self.assertEqual(connections["total"], 3)
 
 
 class FakeUpstreamTLSTests(SynchronousTestCase):
