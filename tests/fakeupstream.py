@@ -62,6 +62,8 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 from zope.interface import implementer
 
+from responses_proxy.web.service import writeServerInfo
+
 _log = Logger()
 
 DEFAULT_SPEC: dict[str, Any] = {"status": 200, "body": '{"ok": true}'}
@@ -1025,22 +1027,6 @@ class ControlResource(Resource):
         return NOT_DONE_YET
 
 
-def writeInfo(path: str, info: dict[str, Any]) -> None:
-    """
-    Write C{info} as one JSON line to C{path}: a temporary file, then a rename, so a
-    reader never sees half a file.
-
-    @param path: the info file.
-    @param info: what to write.
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        f.write(json.dumps(info) + "\n")
-    os.replace(tmp, path)
-
-
 def _parseArgs(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.fakeupstream")
     parser.add_argument("--info", required=True, help="where to write the ports (JSON)")
@@ -1111,7 +1097,8 @@ def main(argv: list[str] | None = None) -> int:
         "control_port": controlPort.getHost().port,
         "pid": os.getpid(),
     }
-    writeInfo(args.info, info)
+    # The proxy's own writer: the same atomic file the tests wait for from the proxy.
+    writeServerInfo(args.info, info["port"], info["pid"], control_port=info["control_port"])
     _log.info(
         "fake upstream on port {port}, control on port {control}",
         port=info["port"],
