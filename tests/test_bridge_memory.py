@@ -14,21 +14,10 @@ from responses_proxy.config import Limits
 from tests import sdkcheck
 from tests.memoryproxy import KEY, MemoryProxy, request, upstreamBody
 from tests.support.chat import chunkEvent
+from tests.support.events import codexRequest
 from tests.support.wire import RawResponse
 
-CODEX_BODY = {
-    "model": "deepseek-chat",
-    "instructions": "Be brief.",
-    "input": [
-        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}
-    ],
-    "tools": [],
-    "tool_choice": "auto",
-    "parallel_tool_calls": True,
-    "stream": True,
-    "store": False,
-    "include": ["reasoning.encrypted_content"],
-}
+CODEX_BODY = codexRequest(instructions="Be brief.", text="hi")
 
 
 USAGE = {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}
@@ -50,6 +39,19 @@ class BridgeBase(SynchronousTestCase):
     def upstream(self):
         self.assertEqual(len(self.proxy.upstreamRequests), 1)
         return self.proxy.upstreamRequests[0]
+
+    def openStream(self):
+        """
+        Send the request and start an SSE answer: the upstream request and its
+        notifyFinish() (fires when the proxy lets the upstream go).
+        """
+        self.send()
+        up = self.upstream()
+        lost = up.notifyFinish()
+        # A test that does not look at it must not leave its failure unhandled.
+        self.addCleanup(lost.addErrback, lambda _: None)
+        self.startStream(up)
+        return up, lost
 
     def startStream(self, up, headers=((b"content-type", b"text/event-stream"),)):
         up.setResponseCode(200)
@@ -187,10 +189,7 @@ class StreamTests(BridgeBase):
         """After usage follows finish_reason, the client's response ends without waiting
         for [DONE]; the upstream body may still end by itself (its connection can then be
         reused), so it is not cut at once."""
-        self.send()
-        up = self.upstream()
-        lost = up.notifyFinish()
-        self.startStream(up)
+        up, lost = self.openStream()
         up.write(chunkEvent({"content": "x"}, finish="stop"))
         up.write(chunkEvent(usage=USAGE))
         self.proxy.pump()
@@ -206,10 +205,7 @@ class StreamTests(BridgeBase):
 
     def test_upstreamThatDoesNotEndIsCut(self) -> None:
         """An upstream that keeps its body open after the terminal event is cut 2 s later."""
-        self.send()
-        up = self.upstream()
-        lost = up.notifyFinish()
-        self.startStream(up)
+        up, lost = self.openStream()
         up.write(chunkEvent({"content": "x"}, finish="stop"))
         up.write(chunkEvent(usage=USAGE))
         self.proxy.pump()
@@ -224,9 +220,7 @@ class StreamTests(BridgeBase):
     def test_keepAliveDuringSilence(self) -> None:
         """15 s without an event: a response.in_progress event, and again 15 s later (an SSE
         comment does not count as an event); the stream then completes normally."""
-        self.send()
-        up = self.upstream()
-        self.startStream(up)
+        up, _ = self.openStream()
         up.write(chunkEvent({"role": "assistant", "content": ""}))
         up.write(b": OPENROUTER PROCESSING\n\n")
         self.proxy.pump()
@@ -260,10 +254,7 @@ class StreamTests(BridgeBase):
     def test_silenceLimitFailsStream(self) -> None:
         """300 s without upstream data: keep-alives, then response.failed (server_error,
         "sent nothing"), the open message left open, the upstream dropped."""
-        self.send()
-        up = self.upstream()
-        lost = up.notifyFinish()
-        self.startStream(up)
+        up, lost = self.openStream()
         up.write(chunkEvent({"content": "partial"}))
         self.proxy.pump()
         for _ in range(19):
@@ -312,10 +303,7 @@ class StreamTests(BridgeBase):
     def test_tailWait(self) -> None:
         """finish_reason then nothing: the items close at once, after 5 s the terminal
         event is sent anyway, and the upstream is let go."""
-        self.send()
-        up = self.upstream()
-        lost = up.notifyFinish()
-        self.startStream(up)
+        up, lost = self.openStream()
         up.write(chunkEvent({"content": "x"}, finish="stop"))
         self.proxy.pump()
         self.assertFalse(self.finished())
@@ -363,9 +351,7 @@ class StreamTests(BridgeBase):
     def test_cutStreamFails(self) -> None:
         """The upstream dying mid-stream: response.failed, never completed; the client's
         response itself ends cleanly so Codex reads the failure."""
-        self.send()
-        up = self.upstream()
-        self.startStream(up)
+        up, _ = self.openStream()
         up.write(chunkEvent({"content": "partial"}))
         self.proxy.pump()
         up.channel.transport.abortConnection()
@@ -377,10 +363,7 @@ class StreamTests(BridgeBase):
 
     def test_clientGoneStopsUpstream(self) -> None:
         """The client leaving closes the upstream connection."""
-        self.send()
-        up = self.upstream()
-        lost = up.notifyFinish()
-        self.startStream(up)
+        up, lost = self.openStream()
         up.write(chunkEvent({"content": "a"}))
         self.proxy.pump()
         self.client.disconnect()
@@ -413,9 +396,7 @@ class StreamTests(BridgeBase):
 
     def test_echoedKeyRedacted(self) -> None:
         """Upstream text that quotes the key never reaches the client."""
-        self.send()
-        up = self.upstream()
-        self.startStream(up)
+        up, _ = self.openStream()
         up.write(chunkEvent({"content": "your key is " + KEY.decode()}, finish="stop"))
         up.write(chunkEvent(usage=USAGE))
         self.proxy.pump()

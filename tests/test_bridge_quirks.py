@@ -36,6 +36,7 @@ from tests.support import http, wire
 from tests.support.chat import chatChunk as chunk
 from tests.support.chat import sseText as frame
 from tests.support.chat import toolCall as call
+from tests.support.events import codexRequest
 from tests.support.fake import FakeUpstream, Recorded
 from tests.support.procs import ProcessFixture
 from tests.support.proxy import DEFAULT_KEY, ProxyProcess
@@ -139,25 +140,7 @@ def smallBody(model: str = "deepseek-chat", **fields: Any) -> dict[str, Any]:
     """
     A small hand-written Codex-like request.
     """
-    body: dict[str, Any] = {
-        "model": model,
-        "instructions": "You are a helpful assistant.",
-        "input": [
-            {
-                "type": "message",
-                "role": "user",
-                "content": [{"type": "input_text", "text": "Say hello."}],
-            }
-        ],
-        "tools": [],
-        "tool_choice": "auto",
-        "parallel_tool_calls": True,
-        "stream": True,
-        "store": False,
-        "include": ["reasoning.encrypted_content"],
-    }
-    body.update(fields)
-    return body
+    return codexRequest(model, **fields)
 
 
 def toolDef(body: dict[str, Any], name: str) -> dict[str, Any]:

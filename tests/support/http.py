@@ -24,16 +24,13 @@ import struct
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from tests.support.wire import (
-    HeaderList,
     RawResponse,
     ResponseParser,
     SSEEvent,
     SSESplitter,
-    headerValues,
 )
 
 HOST = "127.0.0.1"
@@ -269,35 +266,8 @@ def buildRequest(
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
-@dataclass
-class Response:
-    """
-    A response read with C{http.client}.
-    """
-
-    status: int
-    reason: str
-    headers: HeaderList
-    body: bytes
-
-    def header(self, name: str) -> str | None:
-        """
-        @return: the first value of header C{name} (case-insensitive), or L{None}.
-        """
-        values = headerValues(self.headers, name)
-        return values[0] if values else None
-
-    def headerValues(self, name: str) -> list[str]:
-        """
-        @return: every value of header C{name}, in order.
-        """
-        return headerValues(self.headers, name)
-
-    def json(self) -> Any:
-        """
-        @return: the body decoded as JSON.
-        """
-        return json.loads(self.body)
+# A response read with C{http.client}: the same type the parser returns.
+Response = RawResponse
 
 
 def _connection(
@@ -334,7 +304,10 @@ def request(
         conn.request(method, path, body=body, headers=hdrs)
         resp = conn.getresponse()
         data = resp.read()
-        return Response(resp.status, resp.reason, list(resp.getheaders()), data)
+        return Response(
+            resp.status, resp.reason, f"HTTP/{resp.version / 10:.1f}", list(resp.getheaders()),
+            data, complete=True,
+        )
     finally:
         conn.close()
 
