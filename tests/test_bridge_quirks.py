@@ -411,11 +411,8 @@ class Exchange:
         self.document: Any = None
 
     def header(self, name: str) -> str | None:
-        name = name.lower()
-        for key, value in self.headers:
-            if key.lower() == name:
-                return value
-        return None
+        values = wire.headerValues(self.headers, name)
+        return values[0] if values else None
 
     @property
     def chat(self) -> dict[str, Any]:
