@@ -10,6 +10,8 @@ from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.support.procs import makeTempDir
+
 REPO = Path(__file__).resolve().parents[1]
 HEADER = re.compile(r"#\s*-\*-\s*test-case-name:\s*([\w.]+(?:\s*,\s*[\w.]+)*)\s*-\*-")
 # Where modules must carry the header: the product, and the test helpers (not the test
@@ -88,7 +90,7 @@ class TestCaseNameTests(SynchronousTestCase):
             missingModules(REPO, ["tests.test_layout", "tests.test_nosuchthing", "tests.sdkcheck"]),
             ["tests.test_nosuchthing", "tests.sdkcheck"],
         )
-        path = Path(self.mktemp())
+        path = makeTempDir(self) / "module.py"
         path.write_text("# -*- test-case-name: tests.test_a, tests.test_b -*-\n")
         self.assertEqual(headerOf(path), ["tests.test_a", "tests.test_b"])
         path.write_text('"""no header"""\n')

@@ -24,6 +24,7 @@ from responses_proxy.web.service import (
     writeServerInfo,
 )
 from responses_proxy.web.shutdown import ShutdownResource
+from tests.support.procs import makeTempDir
 
 KEY = b"Bearer sk-TAPTESTKEY0123456789"
 
@@ -117,7 +118,7 @@ class ServerInfoTests(SynchronousTestCase):
     def test_fieldsAndMode(self) -> None:
         """One JSON line with the port, the pid and any extra field, mode 0644; a second
         write replaces the first whole."""
-        path = os.path.join(self.mktemp(), "a", "info.json")
+        path = os.path.join(makeTempDir(self), "a", "info.json")
         writeServerInfo(path, 8080, 42, control_port=9090)
         with open(path) as f:
             self.assertEqual(f.read(), '{"port": 8080, "pid": 42, "control_port": 9090}\n')
