@@ -13,7 +13,7 @@ from responses_proxy.bridge.profiles import PROFILES
 from responses_proxy.config import Limits
 from tests import sdkcheck
 from tests.memoryproxy import KEY, MemoryProxy, request, upstreamBody
-from tests.support.chat import chunkEvent
+from tests.support.chat import chatCompletion, chunkEvent
 from tests.support.events import codexRequest
 from tests.support.wire import RawResponse
 
@@ -375,20 +375,7 @@ class StreamTests(BridgeBase):
         self.send()
         up = self.upstream()
         up.setHeader(b"content-type", b"application/json")
-        up.write(
-            json.dumps(
-                {
-                    "choices": [
-                        {
-                            "index": 0,
-                            "finish_reason": "stop",
-                            "message": {"role": "assistant", "content": "whole"},
-                        }
-                    ],
-                    "usage": USAGE,
-                }
-            ).encode()
-        )
+        up.write(json.dumps(chatCompletion({"content": "whole"}, usage=USAGE)).encode())
         up.finish()
         self.proxy.pump()
         events = sdkcheck.validateEvents(self.client.response().body)
@@ -460,24 +447,8 @@ class NonStreamingTests(BridgeBase):
         self.assertEqual(json.loads(upstreamBody(up))["stream"], False)
         self.assertEqual(up.requestHeaders.getRawHeaders(b"accept"), [b"application/json"])
         up.setHeader(b"content-type", b"application/json")
-        up.write(
-            json.dumps(
-                {
-                    "choices": [
-                        {
-                            "index": 0,
-                            "finish_reason": "stop",
-                            "message": {
-                                "role": "assistant",
-                                "content": "ok",
-                                "reasoning_content": "think",
-                            },
-                        }
-                    ],
-                    "usage": USAGE,
-                }
-            ).encode()
-        )
+        completion = chatCompletion({"content": "ok", "reasoning_content": "think"}, usage=USAGE)
+        up.write(json.dumps(completion).encode())
         up.finish()
         self.proxy.pump()
         resp = self.client.response()

@@ -34,6 +34,7 @@ from responses_proxy.bridge.reasoning import decodeReasoning
 from tests import sdkcheck
 from tests.support import http, wire
 from tests.support.chat import chatChunk as chunk
+from tests.support.chat import chatCompletion
 from tests.support.chat import sseText as frame
 from tests.support.chat import toolCall as call
 from tests.support.events import codexRequest
@@ -1823,28 +1824,16 @@ class UpstreamErrorTests(QuirkBase):
 # -- request shapes and whole replies ----------------------------------------------------------
 
 
-COMPLETION = {
-    "id": "chatcmpl-whole",
-    "object": "chat.completion",
-    "created": 1_760_000_000,
-    "model": "deepseek-reasoner",
-    "choices": [
-        {
-            "index": 0,
-            "message": {
-                "role": "assistant",
-                "content": "Let me check.",
-                "reasoning_content": "Need to list the files.",
-                "tool_calls": [
-                    {"id": "call_nf1", "type": "function",
-                     "function": {"name": "exec_command", "arguments": '{"cmd":"ls"}'}}
-                ],
-            },
-            "finish_reason": "tool_calls",
-        }
-    ],
-    "usage": USAGE,
-}
+COMPLETION = chatCompletion(
+    {
+        "content": "Let me check.",
+        "reasoning_content": "Need to list the files.",
+        "tool_calls": [call(callId="call_nf1", name="exec_command", arguments='{"cmd":"ls"}')],
+    },
+    "tool_calls",
+    USAGE,
+    model="deepseek-reasoner",
+)
 
 
 class RequestShapeTests(QuirkBase):

@@ -40,6 +40,15 @@ class ChatChunkTests(SynchronousTestCase):
         self.assertEqual(chunk["native_finish_reason"], "x")
         self.assertEqual(chat.chatChunk(choices=[{"x": 1}])["choices"], [{"x": 1}])
 
+    def test_chatCompletion(self) -> None:
+        """A whole completion: one assistant message with its finish reason and usage."""
+        completion = chat.chatCompletion({"content": "hi"}, usage={"total_tokens": 1})
+        self.assertEqual(completion["object"], "chat.completion")
+        self.assertEqual(completion["choices"], [{
+            "index": 0, "message": {"role": "assistant", "content": "hi"},
+            "finish_reason": "stop"}])
+        self.assertEqual(completion["usage"], {"total_tokens": 1})
+
     def test_toolCall(self) -> None:
         """A first call fragment has id and type; a continuation only index and arguments."""
         self.assertEqual(

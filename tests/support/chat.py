@@ -8,6 +8,7 @@ pre-built streams).
     chatChunk({"content": "Hel"})                   # a dict
     chatChunk({}, "stop", usage=USAGE)              # finish and usage in one chunk
     chatChunk(usage=USAGE)                          # usage only: empty choices
+    chatCompletion({"content": "hi"}, usage=USAGE)  # a whole chat.completion
     sseEvent(chatChunk({"content": "x"}))           # b'data: {...}\\n\\n'
 """
 
@@ -63,6 +64,34 @@ def chatChunk(
             choice["finish_reason"] = finish
             choices.append(choice)
     body["choices"] = choices
+    if usage is not None:
+        body["usage"] = usage
+    body.update(extra)
+    return body
+
+
+def chatCompletion(
+    message: dict[str, Any],
+    finish: str | None = "stop",
+    usage: dict[str, Any] | None = None,
+    *,
+    model: str = MODEL,
+    **extra: Any,
+) -> dict[str, Any]:
+    """
+    A whole (not streamed) C{chat.completion}: one choice with C{message}.
+
+    @param message: the assistant message (C{"role": "assistant"} is added if absent).
+    """
+    body: dict[str, Any] = {
+        "id": CHUNK_ID,
+        "object": "chat.completion",
+        "created": CREATED,
+        "model": model,
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", **message}, "finish_reason": finish}
+        ],
+    }
     if usage is not None:
         body["usage"] = usage
     body.update(extra)
