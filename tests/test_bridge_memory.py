@@ -53,6 +53,19 @@ class BridgeBase(SynchronousTestCase):
         self.startStream(up)
         return up, lost
 
+    def completeStream(self, up) -> list[dict]:
+        """
+        The upstream finishes (stop, usage, [DONE], end of body): the client's events,
+        validated, ending in response.completed.
+        """
+        up.write(chunkEvent({}, "stop", USAGE))
+        up.write(b"data: [DONE]\n\n")
+        up.finish()
+        self.proxy.pump()
+        events = sdkcheck.validateEvents(self.client.response().body)
+        self.assertEqual(events[-1]["type"], "response.completed")
+        return events
+
     def startStream(self, up, headers=((b"content-type", b"text/event-stream"),)):
         up.setResponseCode(200)
         for name, value in headers:
@@ -242,12 +255,7 @@ class StreamTests(BridgeBase):
         for event in keepAlives():
             self.assertEqual(event["response"]["status"], "in_progress")
             self.assertEqual(event["response"]["output"], [])
-        up.write(chunkEvent({}, "stop", USAGE))
-        up.write(b"data: [DONE]\n\n")
-        up.finish()
-        self.proxy.pump()
-        events = sdkcheck.validateEvents(self.client.response().body)
-        self.assertEqual(events[-1]["type"], "response.completed")
+        events = self.completeStream(up)
         self.assertEqual(sdkcheck.finalResponse(events).output_text, "a")
         self.assertEqual(len({e["response"]["id"] for e in events if "response" in e}), 1)
 
@@ -290,12 +298,7 @@ class StreamTests(BridgeBase):
             self.proxy.clock.advance(200)
             up.write(chunkEvent({"content": f"part{i} "}))
             self.proxy.pump()
-        up.write(chunkEvent({}, "stop", USAGE))
-        up.write(b"data: [DONE]\n\n")
-        up.finish()
-        self.proxy.pump()
-        events = sdkcheck.validateEvents(self.client.response().body)
-        self.assertEqual(events[-1]["type"], "response.completed")
+        events = self.completeStream(up)
         self.assertEqual(
             sdkcheck.finalResponse(events).output_text, "part0 part1 part2 part3 "
         )
