@@ -214,14 +214,14 @@ def _runAll(cfg: dict, upstream: lib.Child, proxy: lib.Child) -> None:
           f"{events['long']} events")
 
     def requestFor(port: int, scale: int) -> bytes:
-        return lib.buildRequest(port, body, f"chat;scale={scale}", headers)
+        return lib.buildRequest(port, body, upstream.reply(f"chat;scale={scale}"), headers)
 
     targets = (("direct (chat SSE)", upstream.port, True, None),
                ("through the bridge", proxy.port, False, proxy.pid))
     for _, port, direct, pid in targets:
         streams(port, requestFor(port, 1), 1, 5, cap, direct, events["reply"],
                 chunks["reply"], pid)
-        # The upstream builds and caches each stream's bytes on first use.
+        # Warm-up: the first run of each stream is not measured.
         streams(port, requestFor(port, scales["long"]), 1, 1, cap, direct, events["long"],
                 chunks["long"], pid)
 

@@ -172,7 +172,7 @@ def stream(port: int, request: bytes, expected: int, cap: float, meter: Meter) -
     cpu0 = meter.cpu()
     t0 = time.perf_counter()
     errors = 0
-    parser = lib.ResponseParser()
+    parser = lib.ResponseParser(keep=False)
     try:
         with lib.connect(port) as sock:
             lib.exchange(sock, request, parser, time.monotonic() + cap, recvSize=1024 * 1024)
@@ -254,7 +254,7 @@ def _runAll(cfg: dict, cap: float, upstream: lib.Child, proxy: lib.Child) -> Non
     targets = (("direct", upstream.port, Meter(None)), ("proxied", proxy.port, Meter(proxy.pid)))
 
     def requestFor(port: int, reply: str, close: bool = False) -> bytes:
-        return lib.buildRequest(port, body, reply, headers, close=close)
+        return lib.buildRequest(port, body, upstream.reply(reply), headers, close=close)
 
     print(f"request: POST /v1/responses, {len(body)} B JSON body + Codex headers; "
           f"answer {len(lib.SMALL_JSON)} B JSON")
@@ -271,11 +271,11 @@ def _runAll(cfg: dict, cap: float, upstream: lib.Child, proxy: lib.Child) -> Non
         runs = {}
         conns = 0
         for name, port, meter in targets:
-            conns0 = lib.getJSON(upstream.port, "/__stats")["connections"]
+            conns0 = upstream.connections()
             run = sequential(port, requestFor(port, "json", close=newConnection), count, cap,
                              newConnection, meter)
             if name == "proxied":
-                conns = lib.getJSON(upstream.port, "/__stats")["connections"] - conns0
+                conns = upstream.connections() - conns0
             runs[name] = run
             cpu = f"{run.cpu / len(run.samples) * 1e3:.2f}" if name == "proxied" and \
                 run.samples else "-"
@@ -344,10 +344,10 @@ def _runAll(cfg: dict, cap: float, upstream: lib.Child, proxy: lib.Child) -> Non
     for clients, total in sorted(cfg["concurrent"].items()):
         for name, port, meter in targets:
             before = lib.procMemory(proxy.pid)
-            conns0 = lib.getJSON(upstream.port, "/__stats")["connections"]
+            conns0 = upstream.connections()
             run = concurrent(port, requestFor(port, "json"), clients, total, cap, meter)
             after = lib.procMemory(proxy.pid)
-            conns = lib.getJSON(upstream.port, "/__stats")["connections"] - conns0
+            conns = upstream.connections() - conns0
             proxied = name == "proxied"
             rows.append([
                 f"{clients} clients, {name}{_mark(run)}", len(run.samples), run.errors,

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_bridge_stream -*-
 """
 Helpers shared by the tests of the bridge's reply conversion (chunks, events, the state
 machine, whole replies): chat chunks as servers send them, a deterministic id factory,

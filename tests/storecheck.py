@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_store -*-
 """
 A real process around the response store, for L{tests.test_store}: a real reactor and the
 real C{adbapi} thread pool, opened through L{openStore} from a real configuration.

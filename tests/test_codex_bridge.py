@@ -13,12 +13,14 @@ without it.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.support.chat import chatChunk
 from tests.support.codex import CodexCLI, CodexResult, findCodex
 from tests.support.fake import FakeUpstream, Recorded
 from tests.support.procs import makeTempDir
@@ -33,32 +35,15 @@ CONTEXT_WINDOW_MESSAGE = "ran out of room in the model's context window"
 # -- chat.completion.chunk builders --------------------------------------------------------
 
 
-def _chunk(delta: dict[str, Any] | None, finish: str | None = None,
-           model: str = CHAT_MODEL) -> dict[str, Any]:
-    return {
-        "id": "chatcmpl-test",
-        "object": "chat.completion.chunk",
-        "created": 1760000000,
-        "model": model,
-        "system_fingerprint": "fp_test",
-        "choices": [{"index": 0, "delta": delta if delta is not None else {},
-                     "logprobs": None, "finish_reason": finish}],
-    }
+# OpenAI-shaped chunks, as DeepSeek sends them (a fingerprint, null logprobs).
+_chunk = functools.partial(chatChunk, model=CHAT_MODEL, fingerprint="fp_test", logprobs=True)
 
 
 def _usageChunk(prompt: int = 1200, completion: int = 30,
                 model: str = CHAT_MODEL) -> dict[str, Any]:
-    return {
-        "id": "chatcmpl-test",
-        "object": "chat.completion.chunk",
-        "created": 1760000000,
-        "model": model,
-        "system_fingerprint": "fp_test",
-        "choices": [],
-        "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                  "total_tokens": prompt + completion,
-                  "prompt_tokens_details": {"cached_tokens": 0}},
-    }
+    return _chunk(model=model, usage={
+        "prompt_tokens": prompt, "completion_tokens": completion,
+        "total_tokens": prompt + completion, "prompt_tokens_details": {"cached_tokens": 0}})
 
 
 def chatTextReply(pieces: list[str], model: str = CHAT_MODEL) -> dict[str, Any]:

@@ -79,16 +79,18 @@ def checkServerInfoWritable(path: str) -> None:
         raise StartupError(f"cannot write --server-info {path}: {e.strerror or e}") from None
 
 
-def writeServerInfo(path: str, port: int, pid: int) -> None:
+def writeServerInfo(path: str, port: int, pid: int, **extra: int) -> None:
     """
     Write C{{"port": P, "pid": N}} and a newline atomically, mode 0644.
+
+    @param extra: more fields (the test suite's fake upstream adds its control port).
     """
     _makeParents(path)
     directory = os.path.dirname(path) or "."
     fd, tmp = tempfile.mkstemp(prefix=".server-info-", dir=directory)
     try:
         with os.fdopen(fd, "w") as f:
-            f.write(json.dumps({"port": port, "pid": pid}) + "\n")
+            f.write(json.dumps({"port": port, "pid": pid, **extra}) + "\n")
             f.flush()
             os.fchmod(f.fileno(), 0o644)
         os.replace(tmp, path)

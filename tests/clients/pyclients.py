@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_bridge_state -*-
 """
 The OpenAI Python SDK and the OpenAI Agents SDK as their users chain turns:
 C{previous_response_id}, set by hand or by the Agents SDK itself.
