@@ -809,6 +809,10 @@ AFTER_NOISE: dict[str, tuple[str, list[Any]]] = {
         '<tool_call>{"name": "rm", "arguments": {}}</tool_call>\n' + HERMES_CALL,
         expected('<tool_call>{"name": "rm", "arguments": {}}</tool_call>\n', OSLO),
     ),
+    "after a triple backtick span": (
+        "```" + HERMES_CALL.replace("\n", " ") + "``` is the form.\n" + HERMES_CALL,
+        expected("```" + HERMES_CALL.replace("\n", " ") + "``` is the form.\n", OSLO),
+    ),
     "stray opener before a call": (
         "<tool_call>\n" + HERMES_CALL,
         expected("<tool_call>\n", OSLO),
@@ -905,6 +909,14 @@ class FalsePositiveTests(SynchronousTestCase):
         for name, text in FALSE_POSITIVES.items():
             self.assertEqual(heal(text), [TextPiece(text)], name)
 
+    def test_openersUnambiguous(self):
+        """
+        No marker is a prefix of another, so a complete one never waits for more text.
+        """
+        for a in _healer._LITERALS:
+            for b in _healer._LITERALS:
+                self.assertTrue(a == b or not b.startswith(a), (a, b))
+
     def test_noToolsNoHealer(self):
         """
         A request without tools gets no healer, so content is never touched.
@@ -954,6 +966,31 @@ class SplitTests(SynchronousTestCase):
             for seed in range(5):
                 rng = random.Random(f"bytes {name}/{seed}")
                 self.assertEqual(healBytes(text, rng), whole, name)
+
+    def test_generatedDocuments(self):
+        """
+        Documents spliced from pieces of every case (markers cut in half, fences,
+        quotes, thinking tags, calls) give the same result however they are cut, and
+        lose nothing when no call is made.
+        """
+        texts = [text for text, _ in allCases().values()]
+        fragments = sorted(
+            {t[i : i + 1 + (i * 7919) % 23] for t in texts for i in range(0, len(t), 5)}
+        )
+        for seed in range(300):
+            rng = random.Random(seed)
+            parts = []
+            for _ in range(rng.randint(1, 10)):
+                pool = texts if rng.random() < 0.3 else fragments
+                parts.append(rng.choice(pool))
+            text = "".join(parts)
+            whole = heal(text)
+            if not any(isinstance(p, CallPiece) for p in whole):
+                self.assertEqual(whole, [TextPiece(text)] if text else [], text)
+            for _ in range(3):
+                cuts = sorted(rng.sample(range(1, len(text)), min(len(text) - 1, 30)))
+                self.assertEqual(heal(text, cuts), whole, f"{text!r} cut at {cuts}")
+            self.assertEqual(heal(text, list(range(1, len(text)))), whole, repr(text))
 
     def test_nothingLost(self):
         """
@@ -1174,6 +1211,7 @@ indented <m>
 ````
 ``` not a closer <m>
 ````
+```inline span <m>``` <o>
 Back <o> and ``a ` b <m>`` and \u201ctypographic <m>\u201d <o>.
 <think>thinking <t>
 more <t> </think> after <o>

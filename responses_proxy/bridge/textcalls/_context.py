@@ -21,7 +21,7 @@ import re
 # Line kinds.
 _HEAD = 0  # start of a line, not yet decided
 _TEXT = 1
-_FENCE_OPEN = 2  # the line that opens a fence (its info string is masked)
+_FENCE_OPEN = 2  # the line that opens a ~~~ fence (its info string is masked)
 _IN_FENCE = 3
 _QUOTE = 4  # a Markdown block quote line
 
@@ -61,6 +61,7 @@ class MarkdownContext:
         self._kind = _HEAD
         self._head = ""
         self._closing = False  # this in-fence line may close the fence
+        self._candidate = 0  # this line opens a fence if no backtick follows
         self._ticks = 0  # length of the open inline code span's backtick run
         self._run = 0  # backtick run at the end of the scanned text, not yet ended
         self._quote: str | None = None  # closing quotation mark awaited
@@ -200,32 +201,35 @@ class MarkdownContext:
                 return stop
             if len(spaces) > 3 or not run:
                 self._kind = _TEXT
-                return self._text(head, len(spaces), len(head), ended, start, stop)
+                return self._text(head, len(spaces), len(head), ended, stop)
             char = run[0]
             if char == ">":
                 self._kind = _QUOTE
                 return stop
-            if len(run) >= 3 and not (char == "`" and "`" in rest):
+            if len(run) >= 3 and char == "~":
                 self._fence = (char, len(run))
                 self._kind = _FENCE_OPEN
                 return stop
             self._kind = _TEXT
-            return self._text(head, len(spaces), len(head), ended, start, stop)
+            if len(run) >= 3:
+                # A fence only if no backtick follows on this line (CommonMark): until
+                # the line ends it reads as an open inline code span, masked either way.
+                self._ticks = self._candidate = len(run)
+                self._prev = "`"
+                return self._text(head, match.end(), len(head), ended, stop)
+            return self._text(head, len(spaces), len(head), ended, stop)
         if self._kind == _TEXT:
-            return self._text(text, start, stop, ended, start, stop)
+            return self._text(text, start, stop, ended, stop)
         if self._kind == _IN_FENCE and self._closing and text[start:stop].strip():
             self._closing = False
         return stop
 
-    def _text(
-        self, text: str, start: int, stop: int, ended: bool, origin: int, originStop: int
-    ) -> int:
+    def _text(self, text: str, start: int, stop: int, ended: bool, originStop: int) -> int:
         """
         Scan ordinary line text for backtick runs, quotation marks and thinking tags.
 
-        @param origin: where C{text[start:]} maps to in the caller's text when C{text}
-            is a line head joined from several pieces; C{originStop} is the caller's
-            stop. Only needed to report where a thinking section opened.
+        @param originStop: the caller's C{stop}: C{text} may be a line head joined from
+            several pieces, which ends where the caller's text ends.
         @return: C{originStop}, or the caller's index just after an opening thinking tag.
         """
         if self._run and not text.startswith("`", start):
@@ -235,6 +239,7 @@ class MarkdownContext:
             at = match.start()
             char = token[0]
             if char == "`":
+                self._candidate = 0
                 run = len(token)
                 if at == start and self._run:
                     run += self._run
@@ -284,6 +289,9 @@ class MarkdownContext:
             self._line("", 0, 0, True)
         if self._kind == _IN_FENCE and self._closing:
             self._fence = None
+        if self._candidate:
+            self._fence = ("`", self._candidate)
+            self._candidate = 0
         self._kind = _HEAD
         self._head = ""
         self._closing = False

@@ -89,9 +89,7 @@ _PARSERS: dict[str, Parser] = {
 
 _CONTEXT_TAGS = frozenset(THINK_TAGS) | frozenset(THINK_TAGS.values())
 _LITERALS = tuple(_OPENERS) + tuple(_CONTEXT_TAGS)
-for _a in _LITERALS:
-    for _b in _LITERALS:
-        assert _a == _b or not _b.startswith(_a), (_a, _b)
+"""Every literal marker; none is a prefix of another, so the first match is the one."""
 
 _CANDIDATE = re.compile(r"[<\[]")
 _LITERAL = re.compile("|".join(re.escape(literal) for literal in _LITERALS))
@@ -101,12 +99,12 @@ _ANY_PREFIXES = _CALL_PREFIXES | frozenset(t[:i] for t in _CONTEXT_TAGS for i in
 _PARTIAL_LIMIT = max(48, max(len(literal) for literal in _LITERALS))
 
 _DSML_NAMES = tuple(_xml.BLOCK_NAMES) + ("invoke",)
-_DSML_OPEN = re.compile(f"<[ ]{{0,3}}{_xml._DSML}([A-Za-z_]+)")
+_DSML_OPEN = re.compile(f"<[ ]{{0,3}}{_xml.DSML_MARKER}([A-Za-z_]+)")
 _DSML_OPEN_PART = re.compile(
     r"<[ ]{0,3}(?:"
-    + _xml._BARS
+    + _xml.BARS
     + r"[ ]{0,3}(?:D(?:S(?:M(?:L[ ]{0,3}(?:"
-    + _xml._BARS
+    + _xml.BARS
     + r"[ ]{0,3})?)?)?)?)?)?\Z"
 )
 

@@ -312,14 +312,16 @@ def _glm(c: Cursor) -> Call:
 
 # The invoke family ----------------------------------------------------------------
 
-_BARS = "[|\uff5c\u2016]{1,2}"
-_DSML = f"{_BARS}[ ]{{0,3}}DSML[ ]{{0,3}}{_BARS}[ ]{{0,3}}"
-_TAG_HEAD = re.compile(f"<[ ]{{0,3}}(/)?[ ]{{0,3}}({_DSML})?([A-Za-z_][A-Za-z0-9_:]*)")
+BARS = "[|\uff5c\u2016]{1,2}"
+"""One or two bars of C{|}, U+FF5C or U+2016 (a regular expression)."""
+DSML_MARKER = f"{BARS}[ ]{{0,3}}DSML[ ]{{0,3}}{BARS}[ ]{{0,3}}"
+"""The DSML marker in all its reported spellings (a regular expression)."""
+_TAG_HEAD = re.compile(f"<[ ]{{0,3}}(/)?[ ]{{0,3}}({DSML_MARKER})?([A-Za-z_][A-Za-z0-9_:]*)")
 _TAG_HEAD_PART = re.compile(
     r"<[ ]{0,3}(?:/[ ]{0,3})?(?:"
-    + _BARS
+    + BARS
     + r"[ ]{0,3}(?:D(?:S(?:M(?:L[ ]{0,3}(?:"
-    + _BARS
+    + BARS
     + r"[ ]{0,3})?)?)?)?)?)?\Z"
 )
 _ATTR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
@@ -459,9 +461,9 @@ def _claim(value: str | None) -> bool | None:
 
 
 _VALUE_END = re.compile(
-    f"<[ ]{{0,3}}/[ ]{{0,3}}(?:{_DSML})?parameter[ ]*>"
-    f"|\\n(?=<[ ]{{0,3}}(?:{_DSML})?parameter[ \\t])"
-    f"|\\n(?=<[ ]{{0,3}}/[ ]{{0,3}}(?:{_DSML})?invoke[ ]*>)"
+    f"<[ ]{{0,3}}/[ ]{{0,3}}(?:{DSML_MARKER})?parameter[ ]*>"
+    f"|\\n(?=<[ ]{{0,3}}(?:{DSML_MARKER})?parameter[ \\t])"
+    f"|\\n(?=<[ ]{{0,3}}/[ ]{{0,3}}(?:{DSML_MARKER})?invoke[ ]*>)"
 )
 
 
