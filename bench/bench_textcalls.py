@@ -13,7 +13,9 @@ Prints:
       collects the chunks);
   (b) for every character, how many chunks and characters after its arrival it is
       released (p50 / p99 / max), on both texts;
-  (c) the cost of healing one long call (a 100 KB argument) fed in small chunks.
+  (c) the cost of healing one long call (a 100 KB argument) fed in small chunks;
+  (d) adversarial inputs: one long feed full of failing openers, and values full of
+      closing tags that do not end them (both must stay linear).
 Nothing is asserted.
 
 Run with C{PYTHONPATH=. .venv/bin/python bench/bench_textcalls.py [rounds]}.
@@ -174,6 +176,48 @@ def longCall(rounds: int) -> tuple[int, float, float]:
     return len(chunks), best / len(chunks) * 1e6, best * 1e3
 
 
+def adversarial() -> list[tuple[str, int, float]]:
+    """
+    Inputs built to be slow: one long feed full of openers that fail, and values full
+    of closing tags that do not end them, fed in 4-character chunks.
+
+    @return: (label, characters, milliseconds) for each.
+    """
+    results = []
+    text = "Use <tool_call>x then. " * 32000
+    start = time.perf_counter()
+    healer = TextCallHealer(TOOLS)
+    out = healer.feed(text) + healer.finish()
+    results.append(("one feed, 32000 failed openers", len(text), time.perf_counter() - start))
+    assert "".join(p.text for p in out) == text
+    body = "<a></parameter>x\n" * 4000
+    for label, text in (
+        (
+            "Qwen value with 4000 inner </parameter>",
+            "<tool_call>\n<function=apply_patch>\n<parameter=input>\n"
+            + body
+            + "\n</parameter>\n</function>\n</tool_call>",
+        ),
+        (
+            "DSML value with 4000 inner </parameter>",
+            '<\uff5cDSML\uff5ctool_calls>\n<\uff5cDSML\uff5cinvoke name="apply_patch">\n'
+            '<\uff5cDSML\uff5cparameter name="input" string="true">'
+            + body
+            + "</\uff5cDSML\uff5cparameter>\n</\uff5cDSML\uff5cinvoke>\n"
+            "</\uff5cDSML\uff5ctool_calls>",
+        ),
+    ):
+        start = time.perf_counter()
+        healer = TextCallHealer(TOOLS)
+        out = []
+        for i in range(0, len(text), 4):
+            out.extend(healer.feed(text[i : i + 4]))
+        out.extend(healer.finish())
+        results.append((label, len(text), time.perf_counter() - start))
+        assert [p for p in out if type(p) is CallPiece][0].name == "apply_patch"
+    return [(label, size, seconds * 1e3) for label, size, seconds in results]
+
+
 def main() -> None:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 20
     answer = plainAnswer()
@@ -200,6 +244,8 @@ def main() -> None:
         f"(c) one call with a 100 KB argument in {count} chunks of 4 characters: "
         f"{perChunk:.2f} us/chunk, {total:.1f} ms in total"
     )
+    for label, size, ms in adversarial():
+        print(f"(d) {label} ({size} characters): {ms:.0f} ms")
 
 
 if __name__ == "__main__":

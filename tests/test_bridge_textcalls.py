@@ -447,6 +447,20 @@ VARIANTS: dict[str, tuple[str, list[Any]]] = {
         "</parameter>\n<parameter=path>\np\n</parameter>\n</function>\n</tool_call>",
         expected(C("write", {"text": "x</parameter>y\n</function>z", "path": "p"})),
     ),
+    "closers inside values, many": (
+        "<tool_call>\n<function=write>\n<parameter=text>\n"
+        + "<p></parameter>x\n" * 5
+        + "\n</parameter>\n<parameter=path>\np\n</parameter>\n</function>\n</tool_call>"
+        + f'<{DS}DSML{DS}tool_calls>\n<{DS}DSML{DS}invoke name="write">\n<{DS}DSML{DS}parameter'
+        + ' name="text" string="true">'
+        + "<p></parameter>x\n" * 5
+        + f'</{DS}DSML{DS}parameter>\n<{DS}DSML{DS}parameter name="path" string="true">p'
+        + f"</{DS}DSML{DS}parameter>\n</{DS}DSML{DS}invoke>\n</{DS}DSML{DS}tool_calls>",
+        expected(
+            C("write", {"text": "<p></parameter>x\n" * 5, "path": "p"}),
+            C("write", {"text": "<p></parameter>x\n" * 5, "path": "p"}),
+        ),
+    ),
     "qwen spaces in tags": (
         "<tool_call>\n<function = get_weather>\n< parameter = city >\nOslo\n</parameter>\n"
         "</function>\n</tool_call>",
@@ -991,6 +1005,59 @@ class SplitTests(SynchronousTestCase):
                 cuts = sorted(rng.sample(range(1, len(text)), min(len(text) - 1, 30)))
                 self.assertEqual(heal(text, cuts), whole, f"{text!r} cut at {cuts}")
             self.assertEqual(heal(text, list(range(1, len(text)))), whole, repr(text))
+
+    def test_largeBlocks(self):
+        """
+        Blocks long enough to be re-parsed only now and then, with many parameters,
+        many calls and closing tags inside values, give the same calls however cut.
+        """
+        inner = "<p></parameter> x</arg_value> y</\uff5cDSML\uff5cparameter> z\n" * 120
+        params = "".join(f"<parameter=p{i}>\n{i}\n</parameter>\n" for i in range(150))
+        dsml = "".join(
+            f'<{DS}DSML{DS}invoke name="write">\n<{DS}DSML{DS}parameter name="path" '
+            f'string="true">{i}</{DS}DSML{DS}parameter>\n<{DS}DSML{DS}parameter '
+            f'name="text" string="true">{inner[: 40 * i]}</{DS}DSML{DS}parameter>\n'
+            f"</{DS}DSML{DS}invoke>\n"
+            for i in range(12)
+        )
+        kimi = "".join(
+            f"<|tool_call_begin|>functions.write:{i}<|tool_call_argument_begin|>"
+            + json.dumps({"path": str(i), "text": inner[: 50 * i]})
+            + "<|tool_call_end|>"
+            for i in range(40)
+        )
+        cases = {
+            "qwen": (
+                "<tool_call>\n<function=write>\n<parameter=text>\n"
+                + inner
+                + "\n</parameter>\n<parameter=path>\np\n</parameter>\n</function>\n"
+                "</tool_call> after",
+                1,
+            ),
+            "qwen many": ("<function=untyped>\n" + params + "</function> after", 1),
+            "glm": (
+                "<tool_call>write<arg_key>text</arg_key><arg_value>"
+                + inner
+                + "</arg_value><arg_key>path</arg_key><arg_value>p</arg_value></tool_call>",
+                1,
+            ),
+            "dsml": (f"<{DS}DSML{DS}tool_calls>\n{dsml}</{DS}DSML{DS}tool_calls>", 12),
+            "kimi": (
+                f"<|tool_calls_section_begin|>{kimi}<|tool_calls_section_end|> after",
+                40,
+            ),
+        }
+        for name, (text, count) in cases.items():
+            self.assertGreater(len(text), 4096, name)
+            whole = heal(text)
+            self.assertEqual(sum(isinstance(p, CallPiece) for p in whole), count, name)
+            for seed in range(4):
+                rng = random.Random(f"large {name} {seed}")
+                cuts = sorted(rng.sample(range(1, len(text)), len(text) // rng.randint(3, 12)))
+                self.assertEqual(heal(text, cuts), whole, name)
+        (text, _) = cases["qwen"]
+        (piece, _after) = heal(text)
+        self.assertEqual(json.loads(piece.arguments), {"text": inner, "path": "p"})
 
     def test_nothingLost(self):
         """

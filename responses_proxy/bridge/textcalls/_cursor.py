@@ -56,7 +56,7 @@ class Cursor:
         pos: int,
         final: bool,
         ctx: ParseContext,
-        memo: dict[int, tuple[int, int, bool]],
+        memo: dict[Any, Any],
     ) -> None:
         self.text = text
         self.pos = pos
@@ -69,6 +69,36 @@ class Cursor:
         @return: a cursor over the same text at C{pos}, for looking ahead.
         """
         return Cursor(self.text, pos, self.final, self.ctx, self._memo)
+
+    def resumeAt(self, key: str) -> int:
+        """
+        Where a search that started at the cursor under C{key} may resume: every
+        candidate before it was already rejected for good (the text only grows).
+        """
+        return self._memo.get((key, self.pos), self.pos)
+
+    def rejected(self, key: str, index: int) -> None:
+        """
+        Record that the search under C{key} from the cursor rejected everything before
+        C{index}.
+        """
+        self._memo[(key, self.pos)] = index
+
+    def resumeLoop(self, key: str) -> tuple[int, Any] | None:
+        """
+        The state a loop that starts at the cursor under C{key} reached in an earlier
+        parse of this block: its position after the last complete item, and what it
+        had built (shared, to be extended in place). A complete item never changes as
+        the block grows, so a long block is not re-parsed from its start every time.
+        """
+        return self._memo.get((key, self.pos))
+
+    def saveLoop(self, key: str, start: int, built: Any) -> None:
+        """
+        Record the state of the loop under C{key} that started at C{start}, now at the
+        cursor after a complete item.
+        """
+        self._memo[(key, start)] = (self.pos, built)
 
     def atEnd(self) -> bool:
         """

@@ -175,13 +175,19 @@ class TextCallHealer:
         """
         self._ctx = ParseContext(tools)
         self._markdown = MarkdownContext()
+        # Text not yet decided starts at _held[_heldFrom:]; offsets instead of slices
+        # keep one long feed with many failed openers linear.
         self._held = ""
+        self._heldFrom = 0
+        # A candidate block: _block[0][_blockStart:] + _block[1:].
         self._block: list[str] | None = None
+        self._blockStart = 0
         self._blockSize = 0
         self._parsedSize = 0
         self._opener = ""
         self._openerEnd = 0
-        self._memo: dict[int, tuple[int, int, bool]] = {}
+        self._memo: dict[Any, Any] = {}
+        self._texts: list[str] = []
         self._finished = False
 
     def feed(self, text: str) -> list[Piece]:
@@ -195,8 +201,16 @@ class TextCallHealer:
             raise RuntimeError("TextCallHealer.feed() after finish()")
         if not text:
             return []
-        if self._block is not None:
-            self._block.append(text)
+        block = self._block
+        if block is not None:
+            if self._blockStart:
+                # Drop what came before the block once, so joins copy only the block.
+                start = self._blockStart
+                block[0] = block[0][start:]
+                self._openerEnd -= start
+                self._blockStart = 0
+                self._memo = {}
+            block.append(text)
             self._blockSize += len(text)
             if not self._due(text):
                 return []
@@ -209,7 +223,7 @@ class TextCallHealer:
             self._held += text
         out: list[Piece] = []
         self._drain(out, False)
-        return out
+        return self._flush(out)
 
     def finish(self) -> list[Piece]:
         """
@@ -222,21 +236,30 @@ class TextCallHealer:
         self._finished = True
         out: list[Piece] = []
         self._drain(out, True)
-        self._emit(out, self._held)
+        self._emit(out, self._held[self._heldFrom :])
         self._held = ""
-        return out
+        self._heldFrom = 0
+        return self._flush(out)
 
     def _emit(self, out: list[Piece], text: str) -> None:
         """
-        Release text, merged with the text piece before it.
+        Release text; consecutive text becomes one piece (see L{_flush}).
         """
-        if not text:
-            return
-        self._markdown.feed(text)
-        if out and type(out[-1]) is TextPiece:
-            out[-1] = TextPiece(out[-1].text + text)
-        else:
-            out.append(TextPiece(text))
+        if text:
+            self._markdown.feed(text)
+            self._texts.append(text)
+
+    def _flush(self, out: list[Piece]) -> list[Piece]:
+        """
+        Turn the text released since the last piece into one L{TextPiece}.
+
+        @return: C{out}.
+        """
+        texts = self._texts
+        if texts:
+            out.append(TextPiece(texts[0] if len(texts) == 1 else "".join(texts)))
+            self._texts = []
+        return out
 
     def _due(self, text: str) -> bool:
         """
@@ -267,8 +290,9 @@ class TextCallHealer:
         end; enter a block at an opener outside code, quotes and thinking.
         """
         text = self._held
+        start = index = self._heldFrom
         self._held = ""
-        start = index = 0
+        self._heldFrom = 0
         while True:
             match = _CANDIDATE.search(text, index)
             if match is None:
@@ -286,7 +310,7 @@ class TextCallHealer:
             mode = self._markdown.mode()
             if kind == _CALL:
                 if mode == OPEN:
-                    self._enter(text[at:], opener, end - at)
+                    self._enter(text, at, opener, end)
                     return
             elif not final and self._holds(text[at:], mode):
                 self._held = text[at:]
@@ -305,12 +329,13 @@ class TextCallHealer:
             return len(tail) < len(closer) and closer.startswith(tail)
         return False
 
-    def _enter(self, text: str, opener: str, openerEnd: int) -> None:
+    def _enter(self, text: str, at: int, opener: str, openerEnd: int) -> None:
         """
-        Start holding a candidate block.
+        Start holding the candidate block that starts at C{text[at]}.
         """
         self._block = [text]
-        self._blockSize = len(text)
+        self._blockStart = at
+        self._blockSize = len(text) - at
         self._parsedSize = 0
         self._opener = opener
         self._openerEnd = openerEnd
@@ -326,12 +351,19 @@ class TextCallHealer:
         assert parts is not None
         text = parts[0] if len(parts) == 1 else "".join(parts)
         self._block = [text]
-        self._parsedSize = len(text)
+        start = self._blockStart
+        self._parsedSize = len(text) - start
         # Past the limit, only its first MAX_BLOCK characters are looked at, so the
         # outcome does not depend on when the parse happened to run.
-        tooLong = len(text) > MAX_BLOCK
+        tooLong = len(text) - start > MAX_BLOCK
+        if tooLong:
+            self._memo = {}
         cursor = Cursor(
-            text[:MAX_BLOCK] if tooLong else text, 0, final and not tooLong, self._ctx, self._memo
+            text[: start + MAX_BLOCK] if tooLong else text,
+            start,
+            final and not tooLong,
+            self._ctx,
+            self._memo,
         )
         try:
             calls, fmt = _PARSERS[self._opener](cursor, self._opener, self._openerEnd)
@@ -340,20 +372,22 @@ class TextCallHealer:
                 return False
             if final and not tooLong:
                 self._block = None
-                self._emit(out, text)
+                self._emit(out, text[start:])
                 return True
             calls, fmt = [], ""
         except Invalid:
             calls, fmt = [], ""
         self._block = None
         self._memo = {}
+        self._held = text
         if not calls or cursor.pos < self._openerEnd:
-            self._emit(out, text[: self._openerEnd])
-            self._held = text[self._openerEnd :]
+            self._emit(out, text[start : self._openerEnd])
+            self._heldFrom = self._openerEnd
             return True
+        self._flush(out)
         for name, arguments in calls:
-            out.append(CallPiece(name, argumentsJson(arguments), fmt))
-        self._held = text[cursor.pos :]
+            out.append(CallPiece(name, argumentsJson(self._ctx.resolve(arguments)), fmt))
+        self._heldFrom = cursor.pos
         return True
 
 

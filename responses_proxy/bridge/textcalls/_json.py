@@ -52,6 +52,10 @@ def parseDeepSeek(c: Cursor, opener: str, openerEnd: int) -> tuple[list[Call], s
     calls: list[Call] = []
     fmt = ""
     inCall = opener == DEEPSEEK_CALL
+    state = c.resumeLoop("deepseek")
+    if state is not None:
+        c.pos, (calls, fmt) = state
+        inCall = False
     while True:
         if not inCall:
             save = c.pos
@@ -80,6 +84,7 @@ def parseDeepSeek(c: Cursor, opener: str, openerEnd: int) -> tuple[list[Call], s
         fmt = fmt or kind
         if not ended:
             break
+        c.saveLoop("deepseek", openerEnd, (calls, fmt))
     c.lit(_DS_EOS)
     return calls, fmt
 
@@ -136,6 +141,10 @@ def parseKimi(c: Cursor, opener: str, openerEnd: int) -> tuple[list[Call], str]:
     c.pos = openerEnd
     calls: list[Call] = []
     inCall = opener == KIMI_CALL
+    state = c.resumeLoop("kimi")
+    if state is not None:
+        c.pos, calls = state
+        inCall = False
     while True:
         if not inCall:
             save = c.pos
@@ -163,6 +172,7 @@ def parseKimi(c: Cursor, opener: str, openerEnd: int) -> tuple[list[Call], str]:
         calls.append(call)
         if not ended:
             break
+        c.saveLoop("kimi", openerEnd, calls)
     return calls, "kimi-k2"
 
 

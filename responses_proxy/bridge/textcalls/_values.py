@@ -189,6 +189,21 @@ def _guess(raw: str) -> Any:
         return raw
 
 
+class RawValue:
+    """
+    An XML-style argument value, typed only once its call is complete (parsers run
+    again as a block grows; typing can cost an C{ast.literal_eval}).
+    """
+
+    __slots__ = ("tool", "key", "raw", "claimed")
+
+    def __init__(self, tool: str, key: str, raw: str, claimed: bool | None) -> None:
+        self.tool = tool
+        self.key = key
+        self.raw = raw
+        self.claimed = claimed
+
+
 class ParseContext:
     """
     The request's tools, as the parsers see them.
@@ -228,6 +243,23 @@ class ParseContext:
             return None
         properties = schema.get("properties")
         return properties if isinstance(properties, Mapping) else {}
+
+    def value(self, tool: str, key: str, raw: str, claimed: bool | None) -> RawValue:
+        """
+        Keep a raw XML-style argument value, to be typed by L{resolve}.
+
+        @param claimed: see L{coerce}.
+        """
+        return RawValue(tool, key, raw, claimed)
+
+    def resolve(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        """
+        @return: C{arguments} with every L{RawValue} typed.
+        """
+        return {
+            key: self.coerce(v.tool, v.key, v.raw, v.claimed) if type(v) is RawValue else v
+            for key, v in arguments.items()
+        }
 
     def coerce(self, tool: str, key: str, raw: str, claimed: bool | None) -> Any:
         """

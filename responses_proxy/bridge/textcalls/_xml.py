@@ -5,7 +5,8 @@ Parsers for the XML-style formats, whose argument values are raw text.
 Qwen3-Coder and Seed-OSS (C{<function=NAME><parameter=KEY>}), GLM
 (C{<arg_key>/<arg_value>}), and the C{invoke}/C{parameter} family: DeepSeek DSML (V3.2,
 V4, V4.1 and the malformed spellings of catalogue section 9), MiniMax-M2 and the bare
-C{<invoke>} leak. Values are typed by the tool's schema (L{ParseContext.coerce}).
+C{<invoke>} leak. Values are typed by the tool's schema (L{ParseContext.coerce}) once
+the call is complete.
 
 A value ends at its closing tag only when the closing tag is followed by what the
 format allows next (another parameter, the end of the call): a literal C{</parameter>}
@@ -86,7 +87,7 @@ def _qwenValue(c: Cursor, wrapper: str | None) -> str:
     next C{<parameter=} or before the end of the function.
     """
     text = c.text
-    index = c.pos
+    index = c.resumeAt("qwen")
     while True:
         match = _QWEN_VALUE_END.search(text, index)
         if match is None:
@@ -110,6 +111,7 @@ def _qwenValue(c: Cursor, wrapper: str | None) -> str:
             c.pos = match.end()
             return value
         index = match.start() + 1
+        c.rejected("qwen", index)
 
 
 def _functionEnds(c: Cursor, wrapper: str | None) -> bool:
@@ -145,7 +147,11 @@ def qwenFunction(c: Cursor, wrapper: str | None) -> tuple[Call, bool]:
         c.ws()
         c.expect("</function>")
         return (name, arguments), True
+    start = c.pos
+    state = c.resumeLoop("qwen-params")
     arguments: dict[str, Any] = {}
+    if state is not None:
+        c.pos, arguments = state
     while True:
         c.ws()
         if c.lit("</function>"):
@@ -154,7 +160,8 @@ def qwenFunction(c: Cursor, wrapper: str | None) -> tuple[Call, bool]:
             raise Invalid()
         key = _assignedName(c)
         value = _strip1(_qwenValue(c, wrapper))
-        arguments[key] = c.ctx.coerce(name, key, value, None)
+        arguments[key] = c.ctx.value(name, key, value, None)
+        c.saveLoop("qwen-params", start, arguments)
 
 
 def _functionAhead(c: Cursor) -> bool:
@@ -238,7 +245,7 @@ def parseBareFunction(c: Cursor, opener: str, openerEnd: int) -> tuple[list[Call
     C{<function=NAME>} with no wrapper (Qwen fallback, Llama 4 custom format,
     Functionary v3.1); a stray C{</tool_call>} after it belongs to it.
     """
-    c.pos = 0
+    # The cursor starts at the block, which begins with this opener.
     call, isJson = qwenFunction(c, None)
     save = c.pos
     c.ws()
@@ -261,7 +268,7 @@ def _glmValue(c: Cursor) -> str:
     Read a GLM C{<arg_value>} up to the C{</arg_value>} that ends it structurally.
     """
     text = c.text
-    index = c.pos
+    index = c.resumeAt("glm")
     while True:
         end = text.find("</arg_value>", index)
         if end < 0:
@@ -283,6 +290,7 @@ def _glmValue(c: Cursor) -> str:
             c.pos = end + len("</arg_value>")
             return value
         index = end + 1
+        c.rejected("glm", index)
 
 
 def _glm(c: Cursor) -> Call:
@@ -291,9 +299,15 @@ def _glm(c: Cursor) -> Call:
     with or without newlines between them.
     """
     name = c.ctx.known(c.run(_NAME))
+    start = c.pos
+    state = c.resumeLoop("glm-args")
     arguments: dict[str, Any] = {}
-    _gap(c)
-    while c.lit("<arg_key>"):
+    if state is not None:
+        c.pos, arguments = state
+    while True:
+        _gap(c)
+        if not c.lit("<arg_key>"):
+            break
         end = c.find("</arg_key>", 256)
         key = c.text[c.pos : end].strip()
         if not key or "<" in key:
@@ -301,8 +315,8 @@ def _glm(c: Cursor) -> Call:
         c.pos = end + len("</arg_key>")
         _gap(c)
         c.expect("<arg_value>")
-        arguments[key] = c.ctx.coerce(name, key, _glmValue(c), None)
-        _gap(c)
+        arguments[key] = c.ctx.value(name, key, _glmValue(c), None)
+        c.saveLoop("glm-args", start, arguments)
     if c.lit("</tool_call>"):
         c.lit("<|observation|>")
     elif not c.ahead("<tool_call>"):
@@ -483,7 +497,7 @@ def _invokeValue(c: Cursor) -> str:
     tolerated before the next parameter or the invoke's closer on a new line.
     """
     text = c.text
-    index = c.pos
+    index = c.resumeAt("invoke")
     while True:
         match = _VALUE_END.search(text, index)
         if match is None:
@@ -505,13 +519,18 @@ def _invokeValue(c: Cursor) -> str:
             c.pos = match.end()
             return value
         index = match.start() + 1
+        c.rejected("invoke", index)
 
 
 def _parameters(c: Cursor, name: str) -> dict[str, Any]:
     """
     Read parameters up to the closing C{</invoke>} (or C{</function>}).
     """
+    start = c.pos
+    state = c.resumeLoop("invoke-params")
     arguments: dict[str, Any] = {}
+    if state is not None:
+        c.pos, arguments = state
     while True:
         c.ws()
         t = _tag(c)
@@ -526,13 +545,14 @@ def _parameters(c: Cursor, name: str) -> dict[str, Any]:
         if t.kind == "parameter" and not t.selfClosing:
             value = _invokeValue(c)
             claimed = _claim(t.attrs.get("string"))
-            arguments[key] = c.ctx.coerce(name, key, value, claimed)
+            arguments[key] = c.ctx.value(name, key, value, claimed)
         elif t.kind == "invoke" and t.selfClosing and "string" in t.attrs:
             # A parameter written as a self-closing invoke with its value in the
             # "string" attribute (catalogue section 9, item 2).
-            arguments[key] = c.ctx.coerce(name, key, t.attrs["string"], True)
+            arguments[key] = c.ctx.value(name, key, t.attrs["string"], True)
         else:
             raise Invalid()
+        c.saveLoop("invoke-params", start, arguments)
 
 
 def _invoke(c: Cursor, t: _Tag) -> Call:
@@ -562,7 +582,11 @@ def _invokes(c: Cursor) -> list[Call]:
     One or more invokes, then optionally a section closer. Anything else after a
     complete invoke ends the block before it (an unterminated section).
     """
+    start = c.pos
+    state = c.resumeLoop("invokes")
     calls: list[Call] = []
+    if state is not None:
+        c.pos, calls = state
     while True:
         save = c.pos
         c.ws()
@@ -580,13 +604,14 @@ def _invokes(c: Cursor) -> list[Call]:
         if t.kind == "invoke" and not t.closing:
             if not calls:
                 calls.append(_invoke(c, t))
-                continue
-            try:
-                calls.append(_invoke(c, t))
-            except Invalid:
-                # A bad sibling ends the block; the calls before it stand.
-                c.pos = save
-                return calls
+            else:
+                try:
+                    calls.append(_invoke(c, t))
+                except Invalid:
+                    # A bad sibling ends the block; the calls before it stand.
+                    c.pos = save
+                    return calls
+            c.saveLoop("invokes", start, calls)
             continue
         if calls and t.kind == "block" and t.closing:
             return calls
@@ -648,7 +673,7 @@ def parseDsml(c: Cursor, opener: str, openerEnd: int) -> tuple[list[Call], str]:
     """
     A DSML section opener (any spelling): invokes, or a bare name with JSON.
     """
-    c.pos = 0
+    # The cursor starts at the block, which begins with this opener.
     t = _tag(c)
     if t.closing or t.selfClosing or t.kind != "block" or t.attrs:
         raise Invalid()
@@ -667,7 +692,7 @@ def parseInvoke(c: Cursor, opener: str, openerEnd: int) -> tuple[list[Call], str
     """
     A bare C{<invoke name=...>} (with or without a DSML marker) and its siblings.
     """
-    c.pos = 0
+    # The cursor starts at the block, which begins with this opener.
     calls = _invokes(c)
     dsml = opener != "<invoke"
     if dsml:
