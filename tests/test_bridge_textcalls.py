@@ -34,6 +34,9 @@ _I = {"type": "integer"}
 
 
 def _obj(**properties: Any) -> dict[str, Any]:
+    """
+    An object schema with C{properties}.
+    """
     return {"type": "object", "properties": properties}
 
 
@@ -79,6 +82,9 @@ class C:
     """
 
     def __init__(self, name: str, arguments: dict[str, Any], fmt: str | None = None) -> None:
+        """
+        @param fmt: the format name to expect, or L{None} for any.
+        """
         self.name = name
         self.arguments = arguments
         self.fmt = fmt
@@ -88,6 +94,9 @@ class C:
 
 
 def fixture(name: str) -> str:
+    """
+    The catalogue sample C{name}, byte for byte.
+    """
     return (_FIXTURES / (name + ".txt")).read_text(encoding="utf-8")
 
 
