@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 
+from twisted.internet.testing import EventLoggingObserver
+from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from responses_proxy.bridge.profiles import PROFILES
@@ -280,8 +282,12 @@ class StreamTests(BridgeBase):
         self.assertEqual(types.count("response.in_progress"), 1 + 19)
         self.assertEqual(
             [t for t in types[2:] if t != "response.in_progress"],
-            ["response.output_item.added", "response.content_part.added",
-             "response.output_text.delta", "response.failed"],
+            [
+                "response.output_item.added",
+                "response.content_part.added",
+                "response.output_text.delta",
+                "response.failed",
+            ],
         )
         self.assertTrue(self.finished())
         self.failureResultOf(lost)
@@ -378,9 +384,7 @@ class StreamTests(BridgeBase):
             up.write(chunkEvent({"content": f"part{i} "}))
             self.proxy.pump()
         events = self.completeStream(up)
-        self.assertEqual(
-            sdkcheck.finalResponse(events).output_text, "part0 part1 part2 part3 "
-        )
+        self.assertEqual(sdkcheck.finalResponse(events).output_text, "part0 part1 part2 part3 ")
 
     def test_tailWait(self) -> None:
         """finish_reason then nothing: the items close at once, after 5 s the terminal
@@ -409,8 +413,10 @@ class StreamTests(BridgeBase):
         (The fake upstream plays the reply spec on the fake clock.)"""
         cases = [
             ({"status": 500, "chunks": [{"data": '{"error": {"message": "boo'}]}, CODEX_BODY),
-            ({"chunks": [{"data": '{"id": "chatcmpl-1", "choices": [{"index'}]},
-             dict(CODEX_BODY, stream=False)),
+            (
+                {"chunks": [{"data": '{"id": "chatcmpl-1", "choices": [{"index'}]},
+                dict(CODEX_BODY, stream=False),
+            ),
         ]
         for spec, body in cases:
             proxy = MemoryProxy(bridge=True)
@@ -542,3 +548,85 @@ class NonStreamingTests(BridgeBase):
         from openai.types.responses import Response
 
         self.assertEqual(Response.model_validate(document).output_text, "ok")
+
+
+SHELL_TOOL = {
+    "type": "function",
+    "name": "shell",
+    "description": "Run a command.",
+    "parameters": {
+        "type": "object",
+        "properties": {"command": {"type": "string"}, "timeout": {"type": "integer"}},
+        "required": ["command"],
+    },
+}
+HERMES = (
+    '<tool_call>\n{"name": "shell", "arguments": {"command": "ls -la", "timeout": 5}}\n</tool_call>'
+)
+GLM = (
+    "<tool_call>shell\n<arg_key>command</arg_key>\n<arg_value>ls</arg_value>\n"
+    "<arg_key>timeout</arg_key>\n<arg_value>5</arg_value>\n</tool_call>"
+)
+
+
+class TextCallTests(BridgeBase):
+    """
+    Tool calls written as text in C{content} (bridge-spec section 6), through the glue.
+    """
+
+    def stream(self, body: dict, pieces: list[str]) -> tuple[list[dict], list]:
+        observer = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        self.send(body)
+        up = self.upstream()
+        self.startStream(up)
+        for piece in pieces:
+            up.write(chunkEvent({"content": piece}))
+            self.proxy.pump()
+        up.write(chunkEvent({}, "stop", USAGE))
+        up.write(b"data: [DONE]\n\n")
+        up.finish()
+        self.proxy.pump()
+        events = sdkcheck.validateEvents(self.client.response().body)
+        healedLines = [e for e in observer if "formats" in e]
+        return events, healedLines
+
+    def test_streamedCallHealed(self) -> None:
+        """Hermes markup split across chunks becomes one function_call item with typed
+        arguments; the text before it stays a message; stop still completes; one log line
+        names the format."""
+        markup = "Listing.\n" + HERMES
+        pieces = [markup[i : i + 5] for i in range(0, len(markup), 5)]
+        events, lines = self.stream(dict(CODEX_BODY, tools=[SHELL_TOOL]), pieces)
+        final = events[-1]["response"]
+        self.assertEqual(final["status"], "completed")
+        self.assertEqual([i["type"] for i in final["output"]], ["message", "function_call"])
+        message, call = final["output"]
+        self.assertEqual(message["content"][0]["text"].strip(), "Listing.")
+        self.assertEqual(call["name"], "shell")
+        self.assertEqual(json.loads(call["arguments"]), {"command": "ls -la", "timeout": 5})
+        self.assertNotIn("<tool_call>", json.dumps(events))
+        self.assertEqual(len(lines), 1)
+        self.assertIn("hermes", lines[0]["formats"].lower())
+
+    def test_toolChoiceNoneLeavesText(self) -> None:
+        """With tool_choice none (or no tools), markup is the model's text, untouched."""
+        for body in [dict(CODEX_BODY, tools=[SHELL_TOOL], tool_choice="none"), CODEX_BODY]:
+            self.setUp()
+            events, lines = self.stream(body, [HERMES])
+            final = events[-1]["response"]
+            self.assertEqual([i["type"] for i in final["output"]], ["message"])
+            self.assertEqual(final["output"][0]["content"][0]["text"], HERMES)
+            self.assertEqual(lines, [])
+
+    def test_wholeReplyHealed(self) -> None:
+        """stream: false: GLM markup in the completion's content becomes a call."""
+        self.send(dict(CODEX_BODY, tools=[SHELL_TOOL], stream=False))
+        up = self.upstream()
+        up.setHeader(b"content-type", b"application/json")
+        up.write(json.dumps(chatCompletion({"content": GLM}, usage=USAGE)).encode())
+        up.finish()
+        self.proxy.pump()
+        document = self.client.response().json()
+        [call] = document["output"]
+        self.assertEqual((call["type"], call["name"]), ("function_call", "shell"))
+        self.assertEqual(json.loads(call["arguments"]), {"command": "ls", "timeout": 5})

@@ -1185,6 +1185,7 @@ class _CallPiece:
     def __init__(self, name: str, arguments: str) -> None:
         self.name = name
         self.arguments = arguments
+        self.format = "toy"
 
 
 class _BracketCalls:

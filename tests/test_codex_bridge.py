@@ -234,6 +234,34 @@ class CodexBridgeTests(SynchronousTestCase):
         self.assertIn("Process exited with code 0", tool["content"])
         self.assertEqual(first.header("session-id"), second.header("session-id"))
 
+    def test_toolCallWrittenAsText(self) -> None:
+        """
+        An open model served without a tool parser writes its call as Qwen3-Coder XML in
+        C{content}, split across chunks, and says C{finish_reason: stop}: Codex gets a real
+        C{exec_command} call and runs it, with the text before it kept as its message.
+        """
+        markup = (
+            "I will write the file.\n<tool_call>\n<function=exec_command>\n"
+            "<parameter=cmd>\nprintf 'healed\\n' > out.txt\n</parameter>\n"
+            "</function>\n</tool_call>"
+        )
+        pieces = [markup[i : i + 7] for i in range(0, len(markup), 7)]
+        self.fake.enqueue(chatTextReply(pieces), chatTextReply(["Healed."]))
+        result = self.codex().run("write healed to out.txt")
+        self.assertEqual(result.exitCode, 0, result.describe())
+        self.assertEqual((result.workdir / "out.txt").read_text(), "healed\n")
+        self.assertEqual(result.agentMessages()[-1], "Healed.")
+        self.assertNotIn("<tool_call>", json.dumps(result.events))
+        first, second = self.chatRequests(2)
+        assistant = [m for m in second.json()["messages"] if m["role"] == "assistant"][-1]
+        self.assertEqual(assistant["content"].strip(), "I will write the file.")
+        [call] = assistant["tool_calls"]
+        self.assertEqual(call["function"]["name"], "exec_command")
+        self.assertEqual(
+            json.loads(call["function"]["arguments"]), {"cmd": "printf 'healed\\n' > out.txt"}
+        )
+        self.assertEqual(second.json()["messages"][-1]["role"], "tool")
+
     # -- (c) ---------------------------------------------------------------------------
 
     def test_applyPatchCustomTool(self) -> None:

@@ -18,6 +18,7 @@ from responses_proxy.bridge.chunks import fixSurrogates
 from responses_proxy.bridge.context import BridgeContext
 from responses_proxy.bridge.events import ResponseHead
 from responses_proxy.bridge.stream import ReplyMachine, randomId
+from responses_proxy.bridge.textcalls import healerFor
 
 __all__ = [
     "chunksToResponse",
@@ -96,7 +97,7 @@ def _machine(
         int(time.time()) if createdAt is None else createdAt,
     )
     collector = _Collector(head)
-    return ReplyMachine(context, collector, newId), collector
+    return ReplyMachine(context, collector, newId, healerFor(context.healTextCalls)), collector
 
 
 def completionToResponse(
@@ -106,6 +107,7 @@ def completionToResponse(
     responseId: str | None = None,
     createdAt: int | None = None,
     idFactory: Callable[[str], str] | None = None,
+    healed: list[str] | None = None,
 ) -> dict[str, Any]:
     """
     Convert a whole chat completion (a JSON reply) to a Responses object.
@@ -113,9 +115,13 @@ def completionToResponse(
     @param completion: the parsed JSON; anything but a completion with choices
         gives a C{failed} response.
     @param idFactory: as for L{responses_proxy.bridge.stream.ResponsesStream}.
+    @param healed: if given, extended with the formats of tool calls found written as
+        text (for the glue's log line).
     """
     machine, collector = _machine(context, responseId, createdAt, idFactory)
     machine.feedCompletion(completion)
+    if healed is not None:
+        healed.extend(machine.healed)
     assert collector.response is not None
     return collector.response
 
@@ -127,6 +133,7 @@ def chunksToResponse(
     responseId: str | None = None,
     createdAt: int | None = None,
     idFactory: Callable[[str], str] | None = None,
+    healed: list[str] | None = None,
 ) -> dict[str, Any]:
     """
     Convert a chat stream read whole (an upstream that streamed although asked not
@@ -134,6 +141,7 @@ def chunksToResponse(
 
     @param payloads: the data payloads of its SSE events, in order, C{[DONE]}
         included if it came; the end of the iterable is the end of the stream.
+    @param healed: as for L{completionToResponse}.
     """
     machine, collector = _machine(context, responseId, createdAt, idFactory)
     for payload in payloads:
@@ -141,6 +149,8 @@ def chunksToResponse(
         if machine.done:
             break
     machine.end()
+    if healed is not None:
+        healed.extend(machine.healed)
     assert collector.response is not None
     return collector.response
 

@@ -345,7 +345,15 @@ def convertRequest(
         if value is not None:
             echo[field] = value
 
-    context = BridgeContext(model=model, stream=stream, tools=targets, echo=echo)
+    heal: dict[str, Mapping[str, Any] | None] = {}
+    if tools.chatTools and choice != "none":
+        for tool in tools.chatTools:
+            function = tool["function"]
+            parameters = function.get("parameters")
+            heal[function["name"]] = parameters if isinstance(parameters, Mapping) else None
+    context = BridgeContext(
+        model=model, stream=stream, tools=targets, echo=echo, healTextCalls=heal
+    )
     return ChatConversion(body=body, context=context, dropped=tuple(notes))
 
 

@@ -38,6 +38,7 @@ from responses_proxy.bridge.chunks import (
 from responses_proxy.bridge.context import BridgeContext
 from responses_proxy.bridge.events import EventWriter, ResponseHead
 from responses_proxy.bridge.reasoning import encodeReasoning
+from responses_proxy.bridge.textcalls import healerFor
 
 __all__ = [
     "MAX_BAD_PAYLOADS",
@@ -155,7 +156,8 @@ class ContentFilter(Protocol):
     A filter on the reply's text after the C{<think>} filter (bridge-spec.md section
     6: tool calls written as text). It returns pieces: text (a C{str}, or an object
     with C{text}) goes to the message; an object with C{name} (the chat-side function
-    name) and C{arguments} (a JSON object string) becomes a whole tool call item.
+    name), C{arguments} (a JSON object string) and C{format} (for the log) becomes a
+    whole tool call item.
     """
 
     def feed(self, text: str) -> list[Any]:
@@ -189,6 +191,8 @@ class ReplyMachine:
     The items of one chat reply, streamed or whole, reported to a sink.
 
     @ivar done: the terminal status has been reported; further input is ignored.
+    @ivar healed: the formats of the tool calls found written as text, for the glue's one
+        log line per response.
     """
 
     def __init__(
@@ -225,6 +229,7 @@ class ReplyMachine:
         self._stripLeading = False
         self._badPayloads = 0
         self._sawData = False
+        self.healed: list[str] = []
 
     # -- input ---------------------------------------------------------------------
 
@@ -463,6 +468,8 @@ class ReplyMachine:
                 if text:
                     self._messageText(text)
             else:
+                if piece.format not in self.healed:
+                    self.healed.append(piece.format)
                 self._textCall(name, piece.arguments)
 
     def _flushContent(self) -> None:
@@ -863,7 +870,9 @@ class ResponsesStream:
         self.responseId = responseId if responseId is not None else newId("resp")
         self.createdAt = int(time.time()) if createdAt is None else createdAt
         self._writer = EventWriter(ResponseHead(context, self.responseId, self.createdAt))
-        self._machine = ReplyMachine(context, self._writer, newId)
+        self._machine = ReplyMachine(
+            context, self._writer, newId, healerFor(context.healTextCalls)
+        )
 
     @property
     def done(self) -> bool:
@@ -871,6 +880,13 @@ class ResponsesStream:
         Whether the terminal event has been produced.
         """
         return self._machine.done
+
+    @property
+    def healed(self) -> list[str]:
+        """
+        The formats of tool calls found written as text so far (bridge-spec section 6).
+        """
+        return self._machine.healed
 
     @property
     def response(self) -> dict[str, Any] | None:

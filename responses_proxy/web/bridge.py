@@ -364,12 +364,13 @@ class _Bridge:
             return
         assert self._conversion is not None
         context = self._conversion.context
+        healed: list[str] = []
         if _isEventStream(response) or _looksLikeSSE(body):
             payloads = _ssePayloads(body)
             if payloads is None:
                 document = failedResponse(context, "server_error", _LINE_TOO_LONG)
             else:
-                document = chunksToResponse(context, payloads)
+                document = chunksToResponse(context, payloads, healed=healed)
         else:
             try:
                 completion = json.loads(body)
@@ -380,7 +381,8 @@ class _Bridge:
                     502, "upstream reply is not a JSON chat completion", "upstream_error"
                 )
                 return
-            document = completionToResponse(context, completion)
+            document = completionToResponse(context, completion, healed=healed)
+        _logHealed(healed)
         self._keep(document)
         payload = exchange.redactor.redact(encodeJSON(document))
         if exchange.dump is not None:
@@ -508,6 +510,7 @@ class _Bridge:
         self._finished = True
         self._stopTimers()
         if self._stream is not None:
+            _logHealed(self._stream.healed)
             self._keep(self._stream.response)
         if drain:
             exchange.drainBody()
@@ -521,6 +524,17 @@ class _Bridge:
 
 
 _LINE_TOO_LONG = "the upstream sent an SSE line over the size limit"
+
+
+def _logHealed(formats: list[str]) -> None:
+    """
+    One line per response that had tool calls written as text (bridge-spec section 6).
+    """
+    if formats:
+        _log.info(
+            "bridge turned tool calls written as text into calls ({formats})",
+            formats=", ".join(formats),
+        )
 
 
 def _ssePayloads(body: bytes) -> list[bytes] | None:
