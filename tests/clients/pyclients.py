@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_state_clients -*-
 """
 The OpenAI Python SDK and the OpenAI Agents SDK as their users chain turns:
 C{previous_response_id}, set by hand or by the Agents SDK itself.
@@ -17,6 +18,17 @@ import sys
 from typing import Any
 
 _KEY = "placeholder-the-proxy-injects-the-key"
+_TIMEOUT = 30.0
+
+
+def openaiClient(baseURL: str) -> Any:
+    """
+    The OpenAI Python SDK's client for the proxy at C{baseURL} (C{.../v1}): no retries
+    (a test must see the first answer) and a bounded wait.
+    """
+    import openai
+
+    return openai.OpenAI(base_url=baseURL, api_key=_KEY, max_retries=0, timeout=_TIMEOUT)
 
 
 def _describe(error: BaseException) -> dict[str, Any]:
@@ -50,7 +62,7 @@ def openaiChain(baseURL: str, model: str) -> dict[str, Any]:
     """
     import openai
 
-    client = openai.OpenAI(base_url=baseURL, api_key=_KEY, max_retries=0)
+    client = openaiClient(baseURL)
     turns: list[dict[str, Any]] = []
     try:
         first = client.responses.create(
@@ -91,7 +103,9 @@ async def _agentsChain(baseURL: str, model: str) -> dict[str, Any]:
         executed.append(city)
         return json.dumps({"city": city, "forecast": "sunny", "celsius": 21})
 
-    client = openai.AsyncOpenAI(base_url=baseURL, api_key=_KEY, max_retries=0)
+    client = openai.AsyncOpenAI(
+        base_url=baseURL, api_key=_KEY, max_retries=0, timeout=_TIMEOUT
+    )
     agent = Agent(
         name="assistant",
         instructions="Answer briefly.",
