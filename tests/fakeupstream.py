@@ -991,7 +991,9 @@ def main(argv: list[str] | None = None) -> int:
         "control_port": controlPort.getHost().port,
         "pid": os.getpid(),
     }
-    writeInfo(args.info, info)
+    # Announce readiness only once the reactor runs: its SIGTERM handler is installed
+    # then, so a test that signals as soon as it reads the file gets a clean exit.
+    reactor.callWhenRunning(writeInfo, args.info, info)
     _log.info(
         "fake upstream on port {port}, control on port {control}",
         port=info["port"],
