@@ -192,7 +192,7 @@ class _ClientCase(SynchronousTestCase):
         out = process.stdout().decode("utf-8", "replace").strip()
         self.assertTrue(out, process.describeExit())
         result = json.loads(out.splitlines()[-1])
-        self.assertNotIn("error", result, process.describeExit())
+        self.assertNotIn("error", result, f"{result.get('error')}\n{process.describeExit()}")
         self.assertEqual(process.returncode, 0, process.describeExit())
         return result
 
@@ -449,15 +449,15 @@ class AgentsSDKTests(_ClientCase):
     def test_runsChainedWithPreviousResponseId(self) -> None:
         """
         A run whose tool loop the SDK chains with C{previous_response_id} (sending only the
-        tool's output), then a run continuing from it: each chat request holds the whole
-        conversation, the tool-call turn with its C{reasoning_content}.
+        tool's output), then a streamed run continuing from it: each chat request holds the
+        whole conversation, the tool-call turn with its C{reasoning_content}.
         """
         reasoning = "The weather tool knows."
         call = ("call_agents_1", "weather", '{"city":"Paris"}')
         self.fake.enqueue(
             chatCompletion(None, reasoning=reasoning, calls=(call,)),
             chatCompletion("It is sunny."),
-            chatCompletion("You asked about the weather in Paris."),
+            chatStream("You asked about the weather in Paris."),
         )
         result = self.python("agents-chain")
         self.assertEqual(result["executed"], ["Paris"])
@@ -473,6 +473,7 @@ class AgentsSDKTests(_ClientCase):
         self.assertTrue(sent[1]["previous_response_id"].startswith("resp_"))
 
         bodies = self.chatBodies(3)
+        self.assertEqual([b["stream"] for b in bodies], [False, False, True])
         output = json.dumps({"city": "Paris", "forecast": "sunny", "celsius": 21})
         loop = [
             system("Answer briefly."),

@@ -119,9 +119,12 @@ async def _agentsChain(baseURL: str, model: str) -> dict[str, Any]:
             agent, "What is the weather in Paris?", auto_previous_response_id=True
         )
         runs.append({"output": first.final_output, "lastResponseId": first.last_response_id})
-        second = await Runner.run(
+        # A streamed run continuing the first one.
+        second = Runner.run_streamed(
             agent, "And what did I ask before?", previous_response_id=first.last_response_id
         )
+        async for _ in second.stream_events():
+            pass
         runs.append({"output": second.final_output, "lastResponseId": second.last_response_id})
         return {"runs": runs, "executed": executed}
     except Exception as e:
@@ -130,7 +133,8 @@ async def _agentsChain(baseURL: str, model: str) -> dict[str, Any]:
 
 def agentsChain(baseURL: str, model: str) -> dict[str, Any]:
     """
-    An Agents SDK run with a tool loop chained by the SDK, then a run continuing it.
+    An Agents SDK run with a tool loop chained by the SDK, then a streamed run continuing
+    it.
     """
     return asyncio.run(_agentsChain(baseURL, model))
 
