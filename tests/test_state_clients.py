@@ -183,6 +183,9 @@ class _ClientCase(SynchronousTestCase):
         ).start()
 
     def _runClient(self, argv: list[str], env: dict[str, str], what: str) -> dict[str, Any]:
+        """
+        Run a client to its end (bounded); its JSON output, which must not be an error.
+        """
         home = makeTempDir(self, "client-home-")
         process = ManagedProcess(argv, env=_childEnvironment(env, home), cwd=REPO,
                                  directory=home, name=what)
@@ -203,15 +206,15 @@ class _ClientCase(SynchronousTestCase):
         if not (CLIENTS / "node_modules" / "ai").is_dir():
             self.fail("the Node clients are not installed: run `npm ci` in tests/clients "
                       "(scripts/test does)")
-        return self._runClient(["node", str(CLIENTS / script), self.proxy.url("/v1"), MODEL],
-                         dict(os.environ), script)
+        argv = ["node", str(CLIENTS / script), self.proxy.url("/v1"), MODEL]
+        return self._runClient(argv, dict(os.environ), script)
 
     def python(self, scenario: str) -> dict[str, Any]:
         """
         Run one of the Python clients' scenarios (C{tests.clients.pyclients}) in a child.
         """
-        return self._runClient([PYTHON, "-m", "tests.clients.pyclients", scenario,
-                          self.proxy.url("/v1"), MODEL], pythonEnv(), scenario)
+        argv = [PYTHON, "-m", "tests.clients.pyclients", scenario, self.proxy.url("/v1"), MODEL]
+        return self._runClient(argv, pythonEnv(), scenario)
 
     def chatBodies(self, count: int) -> list[dict[str, Any]]:
         """
@@ -375,6 +378,9 @@ class _ChainScenario(_ClientCase):
         self.assertEqual(bodies[2]["messages"], firstTurn + secondTurn + [user("Spell it.")])
 
     def enqueueChain(self) -> None:
+        """
+        The upstream's three answers, with reasoning on the first two.
+        """
         self.fake.enqueue(
             chatCompletion("Hello Ada.", reasoning="A name: Ada."),
             chatStream("Your name is Ada.", reasoning="They told me their name."),
