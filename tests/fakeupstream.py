@@ -1097,8 +1097,12 @@ def main(argv: list[str] | None = None) -> int:
         "control_port": controlPort.getHost().port,
         "pid": os.getpid(),
     }
-    # The proxy's own writer: the same atomic file the tests wait for from the proxy.
-    writeServerInfo(args.info, info["port"], info["pid"], control_port=info["control_port"])
+    # Announce readiness only once the reactor runs: its SIGTERM handler is installed
+    # then, so a test that signals as soon as it reads the file gets a clean exit. The
+    # proxy's own writer: the same atomic file the tests wait for from the proxy.
+    reactor.callWhenRunning(
+        writeServerInfo, args.info, info["port"], info["pid"], control_port=info["control_port"]
+    )
     _log.info(
         "fake upstream on port {port}, control on port {control}",
         port=info["port"],

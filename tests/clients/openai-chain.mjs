@@ -3,7 +3,7 @@ import OpenAI from "openai";
 import { describeError, parseArguments, print } from "./common.mjs";
 
 const { baseURL, model } = parseArguments();
-const client = new OpenAI({ baseURL, apiKey: "placeholder-the-proxy-injects-the-key", maxRetries: 0 });
+const client = new OpenAI({ baseURL, apiKey: "placeholder-the-proxy-injects-the-key", maxRetries: 0, timeout: 30_000 });
 
 function summary(response) {
   return {

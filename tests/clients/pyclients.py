@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_bridge_state -*-
+# -*- test-case-name: tests.test_state_clients -*-
 """
 The OpenAI Python SDK and the OpenAI Agents SDK as their users chain turns:
 C{previous_response_id}, set by hand or by the Agents SDK itself.
@@ -18,6 +18,17 @@ import sys
 from typing import Any
 
 _KEY = "placeholder-the-proxy-injects-the-key"
+_TIMEOUT = 30.0
+
+
+def openaiClient(baseURL: str) -> Any:
+    """
+    The OpenAI Python SDK's client for the proxy at C{baseURL} (C{.../v1}): no retries
+    (a test must see the first answer) and a bounded wait.
+    """
+    import openai
+
+    return openai.OpenAI(base_url=baseURL, api_key=_KEY, max_retries=0, timeout=_TIMEOUT)
 
 
 def _describe(error: BaseException) -> dict[str, Any]:
@@ -51,7 +62,7 @@ def openaiChain(baseURL: str, model: str) -> dict[str, Any]:
     """
     import openai
 
-    client = openai.OpenAI(base_url=baseURL, api_key=_KEY, max_retries=0)
+    client = openaiClient(baseURL)
     turns: list[dict[str, Any]] = []
     try:
         first = client.responses.create(
@@ -92,7 +103,9 @@ async def _agentsChain(baseURL: str, model: str) -> dict[str, Any]:
         executed.append(city)
         return json.dumps({"city": city, "forecast": "sunny", "celsius": 21})
 
-    client = openai.AsyncOpenAI(base_url=baseURL, api_key=_KEY, max_retries=0)
+    client = openai.AsyncOpenAI(
+        base_url=baseURL, api_key=_KEY, max_retries=0, timeout=_TIMEOUT
+    )
     agent = Agent(
         name="assistant",
         instructions="Answer briefly.",
@@ -106,9 +119,12 @@ async def _agentsChain(baseURL: str, model: str) -> dict[str, Any]:
             agent, "What is the weather in Paris?", auto_previous_response_id=True
         )
         runs.append({"output": first.final_output, "lastResponseId": first.last_response_id})
-        second = await Runner.run(
+        # A streamed run continuing the first one.
+        second = Runner.run_streamed(
             agent, "And what did I ask before?", previous_response_id=first.last_response_id
         )
+        async for _ in second.stream_events():
+            pass
         runs.append({"output": second.final_output, "lastResponseId": second.last_response_id})
         return {"runs": runs, "executed": executed}
     except Exception as e:
@@ -117,7 +133,8 @@ async def _agentsChain(baseURL: str, model: str) -> dict[str, Any]:
 
 def agentsChain(baseURL: str, model: str) -> dict[str, Any]:
     """
-    An Agents SDK run with a tool loop chained by the SDK, then a run continuing it.
+    An Agents SDK run with a tool loop chained by the SDK, then a streamed run continuing
+    it.
     """
     return asyncio.run(_agentsChain(baseURL, model))
 

@@ -15,13 +15,20 @@ try {
     messages.push({ role: "user", content: prompt });
     let result;
     if (index === 1) {
-      const stream = streamText({ model, messages });
-      result = {
-        text: await stream.text,
-        reasoningText: await stream.reasoningText,
-        response: await stream.response,
-        providerMetadata: await stream.providerMetadata,
-      };
+      // streamText reports errors to onError; the awaited promises only say "no output".
+      let streamError = null;
+      const stream = streamText({ model, messages, onError: ({ error }) => { streamError = error; } });
+      try {
+        result = {
+          text: await stream.text,
+          reasoningText: await stream.reasoningText,
+          response: await stream.response,
+          providerMetadata: await stream.providerMetadata,
+        };
+      } catch (error) {
+        throw streamError ?? error;
+      }
+      if (streamError) throw streamError;
     } else {
       result = await generateText({ model, messages });
     }
