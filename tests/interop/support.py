@@ -626,3 +626,33 @@ def record(server: ChatServer, case: str, exchange: Exchange, client: str,
     assert UPSTREAM_KEY not in text and CLIENT_KEY not in text, "a key in a fixture"
     path.write_text(text)
     return path
+
+
+def recordTimed(server: ChatServer, case: str, chatRequest: dict[str, Any],
+                headers: list[tuple[str, str]], pieces: list[tuple[float, bytes]],
+                note: str = "") -> Path | None:
+    """
+    With C{INTEROP_RECORD=1}, write a stream read straight from a server (no bridge)
+    with the time each piece arrived: C{pieces} as C{[seconds, text]}, C{body} their
+    concatenation.
+    """
+    if not RECORD:
+        return None
+    FIXTURES.mkdir(parents=True, exist_ok=True)
+    path = FIXTURES / f"{server.name}-{case}.json"
+    document = {
+        "server": server.name,
+        "server_version": server.version,
+        "case": case,
+        "client": "direct",
+        "note": note,
+        "chat_request": chatSummary(chatRequest),
+        "status": 200,
+        "headers": [[k, v] for k, v in headers if k.lower() not in DROPPED_HEADERS],
+        "pieces": [[round(t, 3), p.decode("utf-8", "replace")] for t, p in pieces],
+        "body": b"".join(p for _, p in pieces).decode("utf-8"),
+    }
+    text = json.dumps(document, indent=1, ensure_ascii=False) + "\n"
+    assert UPSTREAM_KEY not in text and CLIENT_KEY not in text, "a key in a fixture"
+    path.write_text(text)
+    return path

@@ -18,6 +18,7 @@ from typing import Any
 import openai
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests import knownbugs
 from tests.interop import support
 from tests.interop.support import Bridge, Shared
 
@@ -33,6 +34,10 @@ TOOLS = [
                     "required": ["timezone"], "additionalProperties": False},
      "strict": False},
 ]
+ERROR_DUMP = (
+    "error dump: for an upstream error answered before streaming, the --dump-dir response "
+    "file has an empty client_body although the client got a JSON error"
+)
 WEATHER_ARGUMENTS = {"city": "Paris", "unit": "celsius"}
 TIME_ARGUMENTS = {"timezone": "Europe/Paris"}
 
@@ -249,6 +254,20 @@ class LiteLLMTests(SynchronousTestCase):
         self.assertNotEqual(result.exitCode, 0, result.describe())
         self.assertIn(CONTEXT_WINDOW_MESSAGE, _failedMessage(result), result.describe())
         self.exchanges(1)
+
+    @knownbugs.knownBug(ERROR_DUMP)
+    def test_errorDumpRecordsClientBody(self) -> None:
+        """
+        The dump of an error answered before streaming records what the client got (the
+        Responses-style error), as it does for streams.
+        """
+        with self.bridge.sdk() as client:
+            with self.assertRaises(openai.BadRequestError) as caught:
+                client.responses.create(model="mock-context", input="a long prompt")
+        [ex] = self.exchanges(1)
+        self.assertEqual((ex.status, ex.response["outcome"]), (400, "complete"))
+        self.assertEqual(json.loads(ex.response["client_body"] or "null"),
+                         {"error": caught.exception.body})
 
     def test_rateLimit(self) -> None:
         """

@@ -164,9 +164,9 @@ class LlamaCppPythonTests(SynchronousTestCase):
         self.assertEqual(ex.chatRequest["tool_choice"],
                          {"type": "function", "function": {"name": "get_weather"}})
         [call] = support.streamedToolCalls(ex.chunks)
-        self.assertTrue(any("function_call" in (c.get("choices") or [{}])[0].get("delta", {})
-                            and c["choices"][0]["delta"]["function_call"]
-                            for c in ex.chunks if c.get("choices")))
+        legacy = [choice["delta"]["function_call"] for chunk in ex.chunks
+                  for choice in chunk["choices"] if choice["delta"].get("function_call")]
+        self.assertEqual("".join(f["arguments"] for f in legacy), call["arguments"])
         json.loads(call["arguments"])
         self.assertEqual(out.terminal["type"], "response.completed")
         items = [i for i in out.doneItems() if i["type"] == "function_call"]
