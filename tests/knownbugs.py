@@ -8,7 +8,9 @@ expected failures), and pytest ignores C{unittest.expectedFailure} on trial's te
 cases. So the marker is pytest's strict C{xfail} when pytest runs the test (an
 unexpected pass fails the run: "[XPASS(strict)]"), and trial's C{todo} under trial.
 Only assertion failures count as the expected failure: an error (a crash, a timeout of
-a helper raising something else) still fails.
+a helper raising something else) still fails. So a known-bug test checks what the case
+needs but is not the bug with L{precondition}, which raises L{PreconditionFailed}, not an
+assertion: a case that stopped showing the bug cannot pass for the expected failure.
 """
 
 from __future__ import annotations
@@ -35,3 +37,19 @@ def knownBug(reason: str) -> Callable[[_F], _F]:
         return f
 
     return decorate
+
+
+class PreconditionFailed(Exception):
+    """
+    A known-bug test could not set up the situation that shows the bug. Deliberately
+    not an L{AssertionError}: it fails the run instead of counting as the expected
+    failure.
+    """
+
+
+def precondition(condition: object, message: str) -> None:
+    """
+    @raise PreconditionFailed: with C{message} if C{condition} is false.
+    """
+    if not condition:
+        raise PreconditionFailed(message)

@@ -56,6 +56,15 @@ SHORT_INSTRUCTIONS = (
 """Codex's base prompt for SmolLM2 (given with C{model_instructions_file}): Codex's own
 (about 5k tokens) plus its tools (about 4.5k) do not fit the model's 8k context."""
 
+SHORT_PROMPT_CONFIG: dict[str, Any] = {
+    "include_permissions_instructions": False,
+    "include_environment_context": False,
+    "skills.include_instructions": False,
+}
+"""Codex settings for SmolLM2, with C{model_instructions_file}: no permissions, environment
+or skills blocks (the skills block names this run's own CODEX_HOME, so no two prompts would
+be the same)."""
+
 START_TIMEOUT = 180.0
 """Seconds a server may take to be ready (LiteLLM imports for ~15 s on a busy CPU)."""
 
@@ -217,14 +226,16 @@ def _startListening(owner: Any, name: str, argv: list[str], env: dict[str, str],
 
 def startLlamaServer(owner: Any, *extra: str) -> ChatServer:
     """
-    llama.cpp's C{llama-server} with SmolLM2-135M, requiring L{UPSTREAM_KEY}, greedy
-    sampling (reproducible replies), 2 threads.
+    llama.cpp's C{llama-server} with SmolLM2-135M (named C{smollm2}), requiring
+    L{UPSTREAM_KEY}, greedy sampling (reproducible replies), one slot, one thread (two
+    threads spin-waiting for each other were 25 times slower on a loaded 2-core machine).
 
     @param extra: more arguments (e.g. C{-c 256}).
     """
     argv = [need("INTEROP_LLAMA_SERVER"), "-m", need("INTEROP_GGUF"),
             "--host", "127.0.0.1", "--port", "0", "--api-key", UPSTREAM_KEY,
-            "--no-webui", "--temp", "0", "--seed", "1", "-t", "2", "-np", "1", *extra]
+            "--alias", "smollm2", "--no-webui", "--temp", "0", "--seed", "1", "-t", "1",
+            "-np", "1", *extra]
     env = _serverEnv({"LD_LIBRARY_PATH": need("INTEROP_LLAMA_LIB")})
     process, port = _startListening(
         owner, "llama-server", argv, env, r"listening on http://127\.0\.0\.1:(\d+)"
@@ -253,7 +264,8 @@ def startLlamaCppPython(owner: Any, models: list[dict[str, Any]]) -> ChatServer:
         "host": "127.0.0.1",
         "port": 0,
         "api_key": UPSTREAM_KEY,
-        "models": [{"model": gguf, "n_threads": 2, "verbose": False, **m} for m in models],
+        "models": [{"model": gguf, "n_threads": 1, "n_threads_batch": 1, "verbose": False, **m}
+                   for m in models],
     }
     path = directory / "config.json"
     path.write_text(json.dumps(config))

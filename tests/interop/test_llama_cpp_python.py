@@ -32,6 +32,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests import knownbugs, sdkcheck
 from tests.interop import support
 from tests.interop.support import Bridge, Shared
+from tests.knownbugs import precondition
 from tests.support.procs import makeTempDir
 
 WEATHER_TOOL = {
@@ -93,10 +94,7 @@ class LlamaCppPythonTests(SynchronousTestCase):
         instructions = makeTempDir(self, "interop-instructions-") / "base.md"
         instructions.write_text(support.SHORT_INSTRUCTIONS)
         return self.bridge.codex(self, model, config={
-            "model_instructions_file": str(instructions),
-            "include_permissions_instructions": False,
-            "include_environment_context": False,
-        })
+            "model_instructions_file": str(instructions), **support.SHORT_PROMPT_CONFIG})
 
     def clientEvents(self, ex: support.Exchange) -> list[dict[str, Any]]:
         """
@@ -161,12 +159,16 @@ class LlamaCppPythonTests(SynchronousTestCase):
         [ex] = self.exchanges(1)
         support.record(self.server, "sdk-named-tool-call-streamed", ex, "openai sdk",
                        note="each call is in delta.function_call and delta.tool_calls[0]")
-        self.assertEqual(ex.chatRequest["tool_choice"],
-                         {"type": "function", "function": {"name": "get_weather"}})
-        [call] = support.streamedToolCalls(ex.chunks)
+        # What the case needs (not the bug): the chat request named the function, and
+        # the server streamed one call, in both forms, with valid JSON arguments.
+        precondition(ex.chatRequest["tool_choice"] ==
+                     {"type": "function", "function": {"name": "get_weather"}}, ex.chatRequest)
+        calls = support.streamedToolCalls(ex.chunks)
         legacy = [choice["delta"]["function_call"] for chunk in ex.chunks
                   for choice in chunk["choices"] if choice["delta"].get("function_call")]
-        self.assertEqual("".join(f["arguments"] for f in legacy), call["arguments"])
+        precondition(len(calls) == 1 and calls[0]["arguments"] ==
+                     "".join(f["arguments"] for f in legacy), ex.raw[:2000])
+        [call] = calls
         json.loads(call["arguments"])
         self.assertEqual(out.terminal["type"], "response.completed")
         items = [i for i in out.doneItems() if i["type"] == "function_call"]
@@ -187,6 +189,8 @@ class LlamaCppPythonTests(SynchronousTestCase):
         [ex] = self.exchanges(1)
         support.record(self.server, "sdk-named-tool-call-whole", ex, "openai sdk")
         [choice] = json.loads(ex.raw)["choices"]
+        precondition(len(choice["message"].get("tool_calls") or []) == 1
+                     and choice["message"].get("function_call"), choice)
         [call] = choice["message"]["tool_calls"]
         self.assertEqual(response.status, "completed")
         self.assertEqual(
@@ -199,14 +203,15 @@ class LlamaCppPythonTests(SynchronousTestCase):
         With C{chatml-function-calling}, Codex's streamed C{tool_choice: auto} request
         is answered 200, then the server raises ("Automatic streaming tool choice is not
         supported"): no data event. Codex's turn fails, and the message says the
-        upstream sent no data.
+        upstream sent no data. (The server raises only when SmolLM2 chooses a call,
+        which it does, greedily, when asked to run a command.)
         """
-        result = self.codex("smollm2-functions").run("Say hello.")
+        result = self.codex("smollm2-functions").run("Run the shell command ls.")
         [ex] = self.exchanges(1)
         support.record(self.server, "codex-auto-tool-choice-refused", ex, "codex 0.171.0",
                        note="200, then the server raised: no data event")
-        self.assertEqual(ex.status, 200)
-        self.assertEqual(ex.chunks, [])
+        precondition(ex.status == 200 and ex.chunks == [],
+                     f"the server did not refuse: {ex.status} {ex.raw[:500]}")
         self.assertNotEqual(result.exitCode, 0, result.describe())
         events = self.clientEvents(ex)
         self.assertEqual(events[-1]["type"], "response.failed")
@@ -242,6 +247,6 @@ class LlamaCppPythonTests(SynchronousTestCase):
         [ex] = self.exchanges(1)
         support.record(self.server, "context-length-streamed", ex, "openai sdk",
                        note="200, then the server raised: an empty body")
-        self.assertEqual((ex.status, ex.chunks), (200, []))
+        precondition((ex.status, ex.chunks) == (200, []), f"{ex.status} {ex.raw[:500]}")
         self.assertEqual(out.terminal["type"], "response.failed")
         self.assertIn("without sending any data", out.response["error"]["message"])
