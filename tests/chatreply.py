@@ -16,9 +16,9 @@ from openai.types.responses import Response
 from responses_proxy.bridge.context import BridgeContext
 from responses_proxy.bridge.stream import ResponsesStream
 from tests.sdkcheck import finalResponse, streamThroughClient, validateEvents
+from tests.support.chat import CREATED, chatChunk
 
 RESPONSE_ID = "resp_test"
-CREATED = 1_760_000_000
 
 
 class Ids:
@@ -45,17 +45,9 @@ def context(**kwargs: Any) -> BridgeContext:
 
 def chunk(delta: dict[str, Any] | None = None, finish: str | None = None, **extra: Any):
     """
-    A chat.completion.chunk as OpenAI-compatible servers send it.
+    A chat.completion.chunk with one choice, as OpenAI-compatible servers send it.
     """
-    body: dict[str, Any] = {
-        "id": "chatcmpl-1",
-        "object": "chat.completion.chunk",
-        "created": CREATED,
-        "model": "upstream-model",
-        "choices": [{"index": 0, "delta": delta or {}, "logprobs": None, "finish_reason": finish}],
-    }
-    body.update(extra)
-    return body
+    return chatChunk({} if delta is None else delta, finish, logprobs=True, **extra)
 
 
 def usageChunk(prompt: int = 10, completion: int = 5, **extra: Any) -> dict[str, Any]:
@@ -68,7 +60,7 @@ def usageChunk(prompt: int = 10, completion: int = 5, **extra: Any) -> dict[str,
         "total_tokens": prompt + completion,
     }
     usage.update(extra)
-    return {"id": "chatcmpl-1", "object": "chat.completion.chunk", "choices": [], "usage": usage}
+    return chatChunk(usage=usage)
 
 
 def text(content: str) -> dict[str, Any]:
