@@ -3,22 +3,15 @@ Shared pieces of the end-to-end benchmarks (C{bench_proxy.py}, C{bench_bridge.py
 
   - Payloads: a 40 KB Codex request, a small JSON answer, a short Responses SSE reply,
     and a realistic Chat Completions chunk stream (the same one the bridge benchmark
-    feeds to the pure translator).
-  - A fast fake upstream, run as its own process: C{python bench/_benchlib.py --info FILE}.
-    It is a raw asyncio HTTP/1.1 server that answers from pre-built bytes, so it is not
-    the bottleneck (the benchmarks measure it "direct"). What it answers is chosen by the
-    request header C{x-bench-reply} (the proxy forwards it as any other header):
-      - C{json}: a small JSON answer with a Content-Length;
-      - C{sse;bytes=N;event=E;chunk=C}: N bytes of C{data: <prose>\\n\\n} events of E bytes,
-        C bytes per HTTP chunk, written as fast as the reader takes them;
-      - C{responses;gap=MS}: a short Responses SSE reply; the first event at once, the
-        rest MS milliseconds later (for time-to-first-byte);
-      - C{chat;scale=S[;tail=MS]}: the chat chunk stream (one HTTP chunk per SSE event);
-        with C{tail}, the last HTTP chunk (end of body) comes MS milliseconds after
-        C{[DONE]} instead of in the same write.
-    C{GET /__stats} answers C{{"connections", "open", "requests"}}. SIGTERM stops it.
-  - Blocking and asyncio HTTP/1.1 clients over raw sockets with an incremental response
-    parser (Content-Length and chunked), and a Responses SSE event counter.
+    feeds to the pure translator), built with the tests' chunk builder
+    (L{tests.support.chat}).
+  - The upstream is the tests' fake upstream process (L{tests.fakeupstream}, run with
+    C{--no-record}); each benchmark reply is a named reply spec (L{replySpec}) picked by
+    the request header C{x-fake-reply}, which the proxy forwards as any other header. It
+    writes pre-framed bytes, so it is not the bottleneck (the benchmarks measure it
+    "direct").
+  - Blocking and asyncio HTTP/1.1 clients over raw sockets, parsing with the tests'
+    incremental parser (L{tests.support.wire}), and a Responses SSE event counter.
   - Child processes (the proxy and the upstream) with CPU pinning, C{/proc} CPU and RSS.
 
 Everything binds and connects to 127.0.0.1 only; every loop is bounded.
@@ -36,11 +29,20 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    # Run as a script (bench/ is on the path): the shared test helpers live in tests/.
+    sys.path.insert(0, str(REPO))
+
+from tests.support.chat import chatChunk as _chatChunk  # noqa: E402
+from tests.support.chat import encodeChunk  # noqa: E402
+from tests.support.wire import ProtocolError, ResponseParser, SSESplitter  # noqa: E402
+
+__all__ = ["ProtocolError", "ResponseParser"]
 PYTHON = sys.executable
 FIXTURES = REPO / "tests" / "fixtures" / "codex-0.169.0"
 HOST = "127.0.0.1"
@@ -167,20 +169,12 @@ _WORDS = (
 
 def chatChunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
     """
-    One realistic C{chat.completion.chunk} payload (DeepSeek-shaped).
+    One realistic C{chat.completion.chunk} payload (DeepSeek-shaped), as JSON bytes.
     """
-    return json.dumps(
-        {
-            "id": "chatcmpl-9f8e7d6c5b4a39281706",
-            "object": "chat.completion.chunk",
-            "created": 1760000000,
-            "model": "deepseek-chat",
-            "system_fingerprint": "fp_8802369eaa_prod0623",
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
-    ).encode("utf-8")
+    return encodeChunk(_chatChunk(
+        delta, finish, model="deepseek-chat", chunkId="chatcmpl-9f8e7d6c5b4a39281706",
+        fingerprint="fp_8802369eaa_prod0623", logprobs=True,
+    )).encode("utf-8")
 
 
 def chatPayloads(scale: int = 1) -> list[bytes]:
@@ -249,21 +243,15 @@ def chatPayloads(scale: int = 1) -> list[bytes]:
             )
         )
     payloads.append(chatChunk({}, "tool_calls"))
-    payloads.append(
-        json.dumps(
-            {
-                "id": "chatcmpl-9f8e7d6c5b4a39281706",
-                "object": "chat.completion.chunk",
-                "choices": [],
-                "usage": {
-                    "prompt_tokens": 21000,
-                    "completion_tokens": 1200,
-                    "total_tokens": 22200,
-                    "prompt_tokens_details": {"cached_tokens": 20000},
-                },
-            }
-        ).encode()
-    )
+    usage = {
+        "prompt_tokens": 21000,
+        "completion_tokens": 1200,
+        "total_tokens": 22200,
+        "prompt_tokens_details": {"cached_tokens": 20000},
+    }
+    payloads.append(encodeChunk(_chatChunk(
+        usage=usage, model="deepseek-chat", chunkId="chatcmpl-9f8e7d6c5b4a39281706"
+    )).encode("utf-8"))
     payloads.append(b"[DONE]")
     return payloads
 
@@ -275,413 +263,42 @@ def sseBytes(payloads: Sequence[bytes]) -> list[bytes]:
     return [b"data: " + p + b"\n\n" for p in payloads]
 
 
-def frameChunks(pieces: Sequence[bytes]) -> bytes:
-    """
-    HTTP/1.1 chunked framing, one chunk per piece (no terminator).
-    """
-    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces)
-
-
 # --------------------------------------------------------------------------- upstream
 
-_LAST_CHUNK = b"0\r\n\r\n"
-_PIECE = 256 * KiB
 
-
-def _parseSpec(value: bytes) -> tuple[str, dict[str, int]]:
-    kind, *rest = value.decode("ascii").split(";")
-    params = {}
-    for item in rest:
-        name, _, number = item.partition("=")
-        params[name.strip()] = int(number)
-    return kind.strip(), params
-
-
-class _UpstreamProtocol(asyncio.Protocol):
+def replySpec(reply: str) -> dict[str, Any]:
     """
-    One upstream connection: parse requests, answer from pre-built bytes.
+    The fake upstream's reply spec (L{tests.fakeupstream}) for a benchmark reply name:
+      - C{json}: a small JSON answer with a Content-Length;
+      - C{sse;bytes=N;event=E;chunk=C}: N bytes of C{data: <prose>\\n\\n} events of E
+        bytes, C bytes per HTTP chunk, written as fast as the reader takes them;
+      - C{responses;gap=MS}: a short Responses SSE reply; the first event at once, the
+        rest MS milliseconds later (for time-to-first-byte);
+      - C{chat;scale=S}: the chat chunk stream (one HTTP chunk per SSE event).
     """
-
-    def __init__(self, server: _Upstream) -> None:
-        self._server = server
-        self._buf = bytearray()
-        self._need: int | None = None
-        self._req: tuple[bytes, bytes, dict[bytes, bytes]] | None = None
-        self._busy = False
-        self._paused = False
-        self._pieces: Iterator[bytes] | None = None
-        self._close = False
-        self._tail = -1
-        self.transport: Any = None
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-        transport.set_write_buffer_limits(high=512 * KiB)
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._server.stats["connections"] += 1
-        self._server.stats["open"] += 1
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._server.stats["open"] -= 1
-        self._pieces = None
-        self.transport = None
-
-    def data_received(self, data: bytes) -> None:
-        self._buf += data
-        self._parse()
-
-    def pause_writing(self) -> None:
-        self._paused = True
-
-    def resume_writing(self) -> None:
-        self._paused = False
-        self._pump()
-
-    def _parse(self) -> None:
-        buf = self._buf
-        for _ in range(1000):
-            if self._busy or self.transport is None:
-                return
-            if self._need is None:
-                end = buf.find(b"\r\n\r\n")
-                if end < 0:
-                    if len(buf) > 256 * KiB:
-                        self.transport.abort()
-                    return
-                lines = bytes(buf[:end]).split(b"\r\n")
-                del buf[: end + 4]
-                method, target, _ = lines[0].split(b" ", 2)
-                headers = {}
-                for line in lines[1:]:
-                    name, _, value = line.partition(b":")
-                    headers[name.strip().lower()] = value.strip()
-                if b"chunked" in headers.get(b"transfer-encoding", b""):
-                    self._need = -1
-                else:
-                    self._need = int(headers.get(b"content-length", b"0"))
-                self._req = (method, target, headers)
-            if self._need == -1:
-                if not self._chunkedBody(buf):
-                    return
-            elif len(buf) < self._need:
-                return
-            else:
-                del buf[: self._need]
-            self._need = None
-            assert self._req is not None
-            self._respond(*self._req)
-
-    def _chunkedBody(self, buf: bytearray) -> bool:
-        # The whole body is buffered before it is parsed (bodies here are small).
-        pos = 0
-        for _ in range(1_000_000):
-            nl = buf.find(b"\r\n", pos)
-            if nl < 0:
-                return False
-            size = int(bytes(buf[pos:nl]).split(b";")[0], 16)
-            if size == 0:
-                end = buf.find(b"\r\n\r\n", nl)
-                if end < 0:
-                    return False
-                del buf[: end + 4]
-                return True
-            pos = nl + 2 + size + 2
-            if pos > len(buf):
-                return False
-        raise ValueError("too many chunks")
-
-    def _respond(self, method: bytes, target: bytes, headers: dict[bytes, bytes]) -> None:
-        server = self._server
-        self._close = headers.get(b"connection", b"").lower() == b"close"
-        if target == b"/__stats":
-            body = json.dumps(server.stats).encode()
-            self._whole(b"application/json", body)
-            return
-        server.stats["requests"] += 1
-        kind, params = _parseSpec(headers.get(b"x-bench-reply", b"json"))
-        if kind == "json":
-            self._whole(b"application/json", SMALL_JSON)
-        elif kind == "sse":
-            self._stream(server.ssePieces(params))
-        elif kind == "responses":
-            first, rest = server.responsesReply()
-            self._begin()
-            self.transport.write(first)
-            self._busy = True
-            server.loop.call_later(params.get("gap", 5) / 1000.0, self._later, rest)
-        elif kind == "chat":
-            self._stream(server.chatPieces(params.get("scale", 1)), params.get("tail", 0))
-        else:
-            self._whole(b"text/plain", b"unknown x-bench-reply", status=b"400 Bad Request")
-
-    def _head(self, contentType: bytes, extra: bytes) -> bytes:
-        return (
-            b"HTTP/1.1 200 OK\r\ncontent-type: " + contentType + b"\r\n"
-            b"x-request-id: req_bench\r\n"
-            + extra
-            + (b"connection: close\r\n" if self._close else b"")
-            + b"\r\n"
-        )
-
-    def _whole(self, contentType: bytes, body: bytes, status: bytes = b"200 OK") -> None:
-        head = self._head(contentType, b"content-length: %d\r\n" % len(body))
-        if status != b"200 OK":
-            head = head.replace(b"200 OK", status, 1)
-        self.transport.write(head + body)
-        self._done()
-
-    def _begin(self) -> None:
-        self.transport.write(self._head(b"text/event-stream", b"transfer-encoding: chunked\r\n"))
-
-    def _stream(self, pieces: Iterator[bytes], tail: int = -1) -> None:
-        """
-        Write the pieces as the reader takes them; then the last chunk, C{tail} ms
-        later if C{tail} > 0 (C{-1}: the pieces include it).
-        """
-        self._begin()
-        self._busy = True
-        self._pieces = pieces
-        self._tail = tail
-        self._pump()
-
-    def _later(self, rest: bytes) -> None:
-        if self.transport is not None:
-            self.transport.write(rest)
-            self._done()
-
-    def _pump(self) -> None:
-        pieces = self._pieces
-        write = self.transport.write if self.transport is not None else None
-        while pieces is not None and write is not None and not self._paused:
-            piece = next(pieces, None)
-            if piece is None:
-                self._pieces = None
-                if self._tail > 0:
-                    self._server.loop.call_later(self._tail / 1000.0, self._later, _LAST_CHUNK)
-                elif self._tail == 0:
-                    self._later(_LAST_CHUNK)
-                else:
-                    self._done()
-                return
-            write(piece)
-
-    def _done(self) -> None:
-        self._busy = False
-        if self._close:
-            self.transport.close()
-            return
-        if self._buf:
-            self._server.loop.call_soon(self._parse)
-
-
-class _Upstream:
-    """
-    The listening fake and its pre-built answers.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.stats = {"connections": 0, "open": 0, "requests": 0}
-        self._chat: dict[int, bytes] = {}
-        events = responsesEvents()
-        self._responses = (frameChunks(events[:1]), frameChunks(events[1:]) + _LAST_CHUNK)
-
-    def responsesReply(self) -> tuple[bytes, bytes]:
-        return self._responses
-
-    def ssePieces(self, params: dict[str, int]) -> Iterator[bytes]:
-        total, event = params["bytes"], params.get("event", KiB)
+    kind, *rest = reply.split(";")
+    params = {k: int(v) for k, _, v in (item.partition("=") for item in rest)}
+    common = [["x-request-id", "req_bench"]]
+    stream = [["content-type", "text/event-stream"], *common]
+    if kind == "json":
+        return {"body": SMALL_JSON.decode(), "content_length": True, "headers": common}
+    if kind == "sse":
+        event = params.get("event", KiB)
         chunk = max(event, params.get("chunk", event) // event * event)
-        filler = (_PROSE.encode() * (event // len(_PROSE) + 1))[: event - 8]
-        one = b"data: " + filler + b"\n\n"
-        framed = frameChunks([one * (chunk // event)])
-        perPiece = max(1, _PIECE // len(framed))
-        piece = framed * perPiece
-        chunks = total // chunk
-        for _ in range(chunks // perPiece):
-            yield piece
-        if chunks % perPiece:
-            yield framed * (chunks % perPiece)
-        yield _LAST_CHUNK
-
-    def chatPieces(self, scale: int) -> Iterator[bytes]:
-        data = self._chat.get(scale)
-        if data is None:
-            data = frameChunks(sseBytes(chatPayloads(scale)))
-            self._chat[scale] = data
-        view = memoryview(data)
-        for i in range(0, len(data), _PIECE):
-            yield view[i : i + _PIECE]
-
-
-def serveUpstream(infoPath: str, context: Any = None) -> None:
-    """
-    Run the fake upstream until SIGTERM; write C{{"port", "pid"}} to C{infoPath}.
-
-    @param context: an C{ssl.SSLContext} to serve HTTPS with (see C{_originals.py}).
-    """
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    upstream = _Upstream(loop)
-    server = loop.run_until_complete(
-        loop.create_server(
-            lambda: _UpstreamProtocol(upstream), HOST, 0, backlog=1024, ssl=context
-        )
-    )
-    port = server.sockets[0].getsockname()[1]
-    _writeInfo(infoPath, {"port": port, "pid": os.getpid()})
-    loop.add_signal_handler(signal.SIGTERM, loop.stop)
-    loop.add_signal_handler(signal.SIGINT, loop.stop)
-    try:
-        loop.run_forever()
-    finally:
-        server.close()
-        loop.close()
-
-
-def _writeInfo(path: str, info: dict[str, int]) -> None:
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=directory)
-    with os.fdopen(fd, "w") as f:
-        f.write(json.dumps(info) + "\n")
-    os.replace(tmp, path)
+        total = params["bytes"] // chunk * chunk
+        return {"generate": {"bytes": total, "chunk": chunk, "event": event, "prose": True},
+                "headers": stream}
+    if kind == "responses":
+        first, second, *others = (e.decode() for e in responsesEvents())
+        chunks = [{"data": first}, {"data": second, "delay": params.get("gap", 5) / 1000}]
+        return {"chunks": chunks + [{"data": e} for e in others], "headers": stream}
+    if kind == "chat":
+        return {"sse": [p.decode() for p in chatPayloads(params.get("scale", 1))],
+                "headers": stream}
+    raise ValueError(f"unknown benchmark reply {reply!r}")
 
 
 # --------------------------------------------------------------------------- clients
-
-
-class ProtocolError(Exception):
-    pass
-
-
-class ResponseParser:
-    """
-    Incremental HTTP/1.1 response parser (Content-Length, chunked, or to EOF).
-
-    @ivar bodyBytes: de-framed body bytes seen so far.
-    @ivar firstBodyAt: C{time.perf_counter()} when the first body byte arrived.
-    @param onBody: called with each de-framed body piece; when L{None}, the body is only
-        counted, or kept whole with C{keep=True}.
-    """
-
-    def __init__(self, onBody: Callable[[bytes], None] | None = None, keep: bool = False) -> None:
-        self.status = 0
-        self.headers: dict[bytes, bytes] = {}
-        self.bodyBytes = 0
-        self.firstBodyAt = 0.0
-        self.complete = False
-        self.chunks = 0
-        self._onBody = onBody
-        self._keep: list[bytes] | None = [] if keep else None
-        self._state = 0  # 0 head, 1 size line, 2 chunk data, 3 chunk CRLF, 4 trailer,
-        # 5 content-length body, 6 body to EOF
-        self._remaining = 0
-        self._buf = b""
-
-    @property
-    def body(self) -> bytes:
-        return b"".join(self._keep or ())
-
-    def _data(self, data: bytes, start: int, end: int) -> None:
-        if not self.bodyBytes:
-            self.firstBodyAt = time.perf_counter()
-        self.bodyBytes += end - start
-        if self._onBody is not None:
-            self._onBody(data[start:end])
-        elif self._keep is not None:
-            self._keep.append(data[start:end])
-
-    def feed(self, data: bytes) -> bool:
-        """
-        @return: whether the response is complete.
-        """
-        if self._buf:
-            data = self._buf + data
-            self._buf = b""
-        pos, n = 0, len(data)
-        while True:
-            state = self._state
-            if state == 2 or state == 5:
-                take = min(self._remaining, n - pos)
-                if take <= 0:
-                    return False
-                self._data(data, pos, pos + take)
-                pos += take
-                self._remaining -= take
-                if self._remaining == 0:
-                    if state == 5:
-                        self.complete = True
-                        return True
-                    self._state = 3
-            elif state == 1:
-                nl = data.find(b"\r\n", pos)
-                if nl < 0:
-                    self._buf = data[pos:]
-                    return False
-                size = int(data[pos:nl].split(b";", 1)[0], 16)
-                pos = nl + 2
-                self.chunks += 1
-                if size == 0:
-                    self._state = 4
-                else:
-                    self._remaining = size
-                    self._state = 2
-            elif state == 3:
-                if n - pos < 2:
-                    self._buf = data[pos:]
-                    return False
-                if data[pos : pos + 2] != b"\r\n":
-                    raise ProtocolError("bad chunk end")
-                pos += 2
-                self._state = 1
-            elif state == 0:
-                end = data.find(b"\r\n\r\n", pos)
-                if end < 0:
-                    self._buf = data[pos:]
-                    return False
-                lines = data[pos:end].split(b"\r\n")
-                pos = end + 4
-                status = int(lines[0].split(b" ", 2)[1])
-                if 100 <= status < 200:
-                    continue
-                self.status = status
-                for line in lines[1:]:
-                    name, _, value = line.partition(b":")
-                    self.headers[name.strip().lower()] = value.strip()
-                if b"chunked" in self.headers.get(b"transfer-encoding", b"").lower():
-                    self._state = 1
-                elif b"content-length" in self.headers:
-                    self._remaining = int(self.headers[b"content-length"])
-                    self._state = 5
-                    if self._remaining == 0:
-                        self.complete = True
-                        return True
-                else:
-                    self._state = 6
-            elif state == 4:
-                if data.startswith(b"\r\n", pos):
-                    self.complete = True
-                    return True
-                end = data.find(b"\r\n\r\n", pos)
-                if end < 0:
-                    self._buf = data[pos:]
-                    return False
-                self.complete = True
-                return True
-            else:  # 6: to EOF
-                if n > pos:
-                    self._data(data, pos, n)
-                return False
-
-    def eof(self) -> bool:
-        """
-        The connection closed; whether that completes the response.
-        """
-        if self._state == 6:
-            self.complete = True
-        return self.complete
 
 
 def buildRequest(
@@ -699,7 +316,7 @@ def buildRequest(
     lines += [f"{k}: {v}" for k, v in headers]
     lines += [
         f"authorization: Bearer {KEY.decode()}",
-        f"x-bench-reply: {reply}",
+        f"x-fake-reply: {reply}",
         "content-type: application/json",
         f"content-length: {len(body)}",
     ]
@@ -815,19 +432,15 @@ class SSECounter:
         self.types: dict[bytes, int] = {}
         self.lastType = b""
         self.lastData = b""
-        self._buf = b""
+        self._splitter = SSESplitter()
 
     def feed(self, data: bytes) -> None:
-        if self._buf:
-            data = self._buf + data
-        end = data.rfind(b"\n\n")
-        if end < 0:
-            self._buf = data
+        blocks = self._splitter.feed(data)
+        if not blocks:
             return
-        self._buf = data[end + 2 :]
         types = self.types
-        block, kind = self.lastData, self.lastType
-        for block in data[:end].split(b"\n\n"):
+        kind = self.lastType
+        for block in blocks:
             if block.startswith(b"event: "):
                 nl = block.find(b"\n")
                 kind = block[7:nl]
@@ -847,7 +460,7 @@ class SSECounter:
         Whether the stream ended, with nothing left over, on a C{response.completed}
         event whose response is C{completed}.
         """
-        if self._buf.strip() or self.lastType != b"response.completed":
+        if self._splitter.pending.strip() or self.lastType != b"response.completed":
             return False
         data = self.lastData.split(b"\ndata: ", 1)[1]
         event = json.loads(data)
@@ -928,7 +541,9 @@ class Child:
         self.proc.stdin.write(stdin)
         self.proc.stdin.close()
         self.port = 0
+        self.controlPort = 0
         self.pid = self.proc.pid
+        self._named: set[str] = set()
 
     def waitReady(self, timeout: float = 20.0) -> Child:
         deadline = time.monotonic() + timeout
@@ -944,12 +559,38 @@ class Child:
                 info = None
             if info:
                 self.port, self.pid = info["port"], info["pid"]
+                self.controlPort = info.get("control_port", 0)
                 return self
             try:
                 self.proc.wait(0.01)
             except subprocess.TimeoutExpired:
                 pass
         raise TimeoutError(f"{self.name} not ready within {timeout} s")
+
+    def reply(self, reply: str) -> str:
+        """
+        The fake upstream's reply named C{reply} (see L{replySpec}), registered on first use.
+
+        @return: C{reply}, for the request's C{x-fake-reply} header.
+        """
+        if reply not in self._named:
+            body = json.dumps({reply: replySpec(reply)}).encode()
+            request = (
+                f"POST /named HTTP/1.1\r\nhost: {HOST}\r\ncontent-type: application/json\r\n"
+                f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+            ).encode() + body
+            with connect(self.controlPort, 10) as sock:
+                parser = exchange(sock, request, ResponseParser(), time.monotonic() + 10)
+            if parser.status != 200:
+                raise RuntimeError(f"the fake upstream refused {reply!r}: {parser.body!r}")
+            self._named.add(reply)
+        return reply
+
+    def connections(self) -> int:
+        """
+        How many connections the fake upstream has accepted.
+        """
+        return getJSON(self.controlPort, "/connections")["total"]
 
     def stop(self, timeout: float = 10.0) -> int | None:
         if self.proc.poll() is None:
@@ -973,7 +614,8 @@ def _ready(child: Child) -> Child:
 def startUpstream(workdir: Path, cpus: set[int] | None) -> Child:
     child = Child(
         "upstream",
-        [PYTHON, str(Path(__file__).resolve()), "--info", str(workdir / "upstream.json")],
+        [PYTHON, "-m", "tests.fakeupstream", "--info", str(workdir / "upstream.json"),
+         "--no-record"],
         workdir,
         cpus=cpus,
     )
@@ -1033,7 +675,7 @@ def stopProxy(proxy: Child, timeout: float = 15.0) -> int | None:
     try:
         request = f"GET /shutdown HTTP/1.1\r\nhost: {HOST}:{proxy.port}\r\n\r\n".encode()
         with connect(proxy.port, 5) as sock:
-            exchange(sock, request, ResponseParser(), time.monotonic() + 5)
+            exchange(sock, request, ResponseParser(keep=False), time.monotonic() + 5)
         proxy.proc.wait(timeout)
     except (OSError, ProtocolError, TimeoutError, subprocess.TimeoutExpired):
         pass
@@ -1083,17 +725,6 @@ def machine() -> str:
     )
 
 
-def main(argv: Sequence[str]) -> None:
-    if len(argv) != 2 or argv[0] != "--info":
-        print("usage: _benchlib.py --info FILE", file=sys.stderr)
-        raise SystemExit(2)
-    serveUpstream(argv[1])
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
-
-
 def runBenchmark(
     name: str,
     description: str,
@@ -1112,7 +743,6 @@ def runBenchmark(
     import argparse
     import pstats
     import shutil
-    import tempfile
 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="a short run (< 30 s)")

@@ -5,31 +5,25 @@ The side-by-side pieces of C{bench_proxy.py}: the Rust original and a TLS upstre
     package pinned below (C{npm install --prefix .cache/codex @openai/codex@0.171.0}, or
     C{CODEX_BIN}); started like this proxy (key on stdin, C{--server-info},
     C{--http-shutdown}, C{--upstream-url}) and stopped with C{GET /shutdown}.
-  - A TLS fake upstream: the benchmark's fast upstream (C{_benchlib.serveUpstream})
-    behind a server certificate from a throwaway CA made by the tests' own
-    C{makeCAAndLeaf}; both proxies trust that CA through C{SSL_CERT_FILE} (this one through
-    OpenSSL's default verify paths; the original honours it too: without it, the same
-    request through it fails with a 500 and "forwarding error" on its stderr).
+  - A TLS upstream: the benchmark's upstream (the tests' fake) serving HTTPS with a server
+    certificate from a throwaway CA made by the tests' own C{makeCAAndLeaf}; both proxies
+    trust that CA through C{SSL_CERT_FILE} (this one through OpenSSL's default verify
+    paths; the original honours it too: without it, the same request through it fails
+    with a 500 and "forwarding error" on its stderr).
   - Clients for the "direct" rows over TLS: a blocking socket and an asyncio
     connection, both verifying the upstream against the CA.
-
-Run as a script, it serves the TLS upstream:
-C{python bench/_originals.py --info FILE --cert PEM --key PEM}.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
 import socket
 import ssl
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 import _benchlib as lib
 
@@ -158,30 +152,14 @@ class TLS:
         return protocol
 
 
-    def getJSON(self, port: int, path: str, timeout: float = 10.0) -> Any:
-        """
-        C{lib.getJSON} over TLS (the upstream's C{/__stats}).
-        """
-        request = f"GET {path} HTTP/1.1\r\nhost: {lib.HOST}:{port}\r\nconnection: close\r\n\r\n"
-        with self.connect(port, timeout) as sock:
-            parser = lib.exchange(sock, request.encode(), lib.ResponseParser(keep=True),
-                                  time.monotonic() + timeout)
-        return json.loads(parser.body) if parser.body else None
-
-
 def startTLSUpstream(workdir: Path, tls: TLS, cpus: set[int] | None) -> lib.Child:
     """
-    The benchmark's fast upstream serving HTTPS.
+    The benchmark's upstream (the tests' fake, as C{_benchlib.startUpstream} runs it)
+    serving HTTPS; its control port stays plain.
     """
     argv = [
-        lib.PYTHON,
-        str(Path(__file__).resolve()),
-        "--info",
-        str(workdir / "upstream.json"),
-        "--cert",
-        str(tls.cert),
-        "--key",
-        str(tls.key),
+        lib.PYTHON, "-m", "tests.fakeupstream", "--info", str(workdir / "upstream.json"),
+        "--no-record", "--tls-cert", str(tls.cert), "--tls-key", str(tls.key),
     ]
     child = lib.Child("upstream", argv, workdir, cpus=cpus)
     try:
@@ -193,20 +171,3 @@ def startTLSUpstream(workdir: Path, tls: TLS, cpus: set[int] | None) -> lib.Chil
 
 def removeTree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
-
-
-def main(argv: list[str]) -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser(description="the benchmark upstream over TLS")
-    parser.add_argument("--info", required=True)
-    parser.add_argument("--cert", required=True)
-    parser.add_argument("--key", required=True)
-    options = parser.parse_args(argv)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(options.cert, options.key)
-    lib.serveUpstream(options.info, context)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

@@ -210,7 +210,7 @@ def stream(target: Target, request: bytes, expected: int, cap: float) -> Run:
     cpu0 = target.cpu()
     t0 = time.perf_counter()
     errors = 0
-    parser = lib.ResponseParser()
+    parser = lib.ResponseParser(keep=False)
     try:
         with target.connect(target.port) as sock:
             lib.exchange(sock, request, parser, time.monotonic() + cap, recvSize=1024 * 1024)
@@ -241,9 +241,9 @@ class OpenStreams:
 
 async def _openStreams(target: Target, request: bytes, count: int, wait: float,
                        stats: Callable[[], dict]) -> OpenStreams:
-    parsers = [lib.ResponseParser() for _ in range(count)]
+    parsers = [lib.ResponseParser(keep=False) for _ in range(count)]
     before = target.memory()["VmRSS"]
-    requests0 = stats()["requests"]
+    requests0 = stats()["request_count"]
     clients: list[lib.AsyncClient] = []
     errors = 0
     for _ in range(count):
@@ -259,7 +259,7 @@ async def _openStreams(target: Target, request: bytes, count: int, wait: float,
     opened = 0
     while time.monotonic() < deadline and opened < len(clients):
         await asyncio.sleep(0.02)
-        opened = stats()["requests"] - requests0
+        opened = stats()["request_count"] - requests0
     settle = min(deadline, time.monotonic() + 0.5)
     while time.monotonic() < settle and not all(p.bodyBytes for p in parsers[: len(clients)]):
         await asyncio.sleep(0.02)
@@ -362,20 +362,19 @@ def asciiHeaders(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
 _ELIDED = re.compile("\u2026\\[(\\d+) more characters elided\\]")
 
 
-def runPhases(cfg: dict, targets: list[Target], stats: Callable[[], dict]) -> None:
+def runPhases(cfg: dict, targets: list[Target], upstream: lib.Child) -> None:
     cap = float(cfg["cap"])
     headers, body = lib.codexRequest()
     headers = asciiHeaders(headers)
 
     def requestFor(port: int, reply: str, close: bool = False) -> bytes:
-        return lib.buildRequest(port, body, reply, headers, close=close)
+        return lib.buildRequest(port, body, upstream.reply(reply), headers, close=close)
 
     def upstreamConnections() -> int:
-        return stats()["connections"]
+        return upstream.connections()
 
     def openedSince(before: int) -> int:
-        # Each stats request is a connection of its own, counted in its own answer.
-        return upstreamConnections() - before - 1
+        return upstreamConnections() - before
 
     print(f"request: POST /v1/responses, {len(body)} B JSON body + Codex headers; "
           f"answer {len(lib.SMALL_JSON)} B JSON")
@@ -505,23 +504,24 @@ def runPhases(cfg: dict, targets: list[Target], stats: Callable[[], dict]) -> No
     sys.stdout.flush()
 
 
-def memoryPhase(cfg: dict, targets: list[Target], stats: Callable[[], dict]) -> None:
+def memoryPhase(cfg: dict, targets: list[Target], upstream: lib.Child) -> None:
     """
     RSS per open stream, measured on proxies started for it (the earlier phases leave a
     heap grown enough to hold 100 streams without growing).
     """
     headers, body = lib.codexRequest()
     headers = asciiHeaders(headers)
+    stats = partial(lib.getJSON, upstream.controlPort, "/connections")
     for target in targets:
-        sequential(target, lib.buildRequest(target.port, body, "json", headers), 20, 10.0,
-                   False)
+        request = lib.buildRequest(target.port, body, upstream.reply("json"), headers)
+        sequential(target, request, 20, 10.0, False)
     rows = []
     count = int(cfg["openStreams"])
     for target in targets:
         if not target.proxied:
             continue
-        request = lib.buildRequest(target.port, body, f"responses;gap={OPEN_STREAM_GAP_MS}",
-                                   headers)
+        reply = upstream.reply(f"responses;gap={OPEN_STREAM_GAP_MS}")
+        request = lib.buildRequest(target.port, body, reply, headers)
         for round_ in ("first", "again"):
             result = openStreams(target, request, count, stats)
             grown = (result.open - result.before) / max(1, result.opened)
@@ -538,7 +538,6 @@ def memoryPhase(cfg: dict, targets: list[Target], stats: Callable[[], dict]) -> 
         f"while they are open (open: at the upstream; first event: reached the client)",
         ["", "open", "first event", "errors", "RSS before MiB", "RSS open MiB",
          "RSS after MiB", "KiB per open stream"], rows))
-
     sys.stdout.flush()
 
 
@@ -571,13 +570,11 @@ def runMode(mode: str, options: argparse.Namespace, codex: Path | None,
             children.append(upstream)
             url = f"https://{lib.HOST}:{upstream.port}{path}"
             direct = Target("direct", upstream.port, None, tls.connect, tls.openAsync)
-            stats = partial(tls.getJSON, upstream.port, "/__stats")
         else:
             upstream = lib.startUpstream(workdir, benchCPUs)
             children.append(upstream)
             url = f"http://{lib.HOST}:{upstream.port}{path}"
             direct = Target("direct", upstream.port, None, lib.connect, lib.AsyncClient.open)
-            stats = partial(lib.getJSON, upstream.port, "/__stats")
         ours = lib.startProxy(workdir, url, proxyCPUs, profile=profile)
         proxies.append(ours)
         targets = [direct, Target("this proxy", ours.port, ours.pid, lib.connect,
@@ -590,7 +587,7 @@ def runMode(mode: str, options: argparse.Namespace, codex: Path | None,
         print()
         print(f"=== {mode} upstream ({url}) "
               f"{'with SSL_CERT_FILE=<throwaway CA> ' if mode == 'tls' else ''}===")
-        runPhases(cfg, targets, stats)
+        runPhases(cfg, targets, upstream)
         fresh = [direct]
         for target in targets:
             if not target.proxied:
@@ -605,7 +602,7 @@ def runMode(mode: str, options: argparse.Namespace, codex: Path | None,
             proxies.append(again)
             fresh.append(Target(target.name, again.port, again.pid, lib.connect,
                                 lib.AsyncClient.open, target.summary))
-        memoryPhase(cfg, fresh, stats)
+        memoryPhase(cfg, fresh, upstream)
         return targets
     finally:
         for proxy in proxies:

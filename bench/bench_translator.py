@@ -1,5 +1,5 @@
 """
-Throughput of L{responses_proxy.bridge.stream.ResponsesStream.feedData}.
+Throughput of L{responses_proxy.bridge.stream.ResponsesStream.feed}.
 
 Builds a realistic chat stream as the upstream's SSE data payloads (what the
 glue hands over after de-framing): a role-only chunk, reasoning deltas, many
@@ -8,7 +8,9 @@ call, the finish chunk, the usage chunk and C{[DONE]}. Chunks carry the
 fields real servers send (id, object, created, model, system_fingerprint,
 logprobs, finish_reason), with some non-ASCII text. Each round runs the whole
 stream through a fresh L{ResponsesStream} (parse + state machine + serialise)
-on one core; prints chunks/s and us/chunk. Nothing is asserted.
+on one core; prints chunks/s and us/chunk. Also times a whole reply read at once
+(L{chunksToResponse}: the same chunks to one Responses object, no events built).
+Nothing is asserted.
 
 Run with C{PYTHONPATH=. .venv/bin/python bench/bench_translator.py [rounds] [--profile]}.
 """
@@ -23,6 +25,7 @@ import time
 
 from _benchlib import chatChunk
 
+from responses_proxy.bridge.completion import chunksToResponse
 from responses_proxy.bridge.context import BridgeContext, ToolTarget
 from responses_proxy.bridge.stream import ResponsesStream
 
@@ -141,9 +144,9 @@ def runOnce(payloads: list[bytes]) -> int:
     """
     stream = ResponsesStream(CONTEXT)
     size = len(stream.start())
-    feed = stream.feedData
+    feed = stream.feed
     for payload in payloads:
-        size += len(feed(payload))
+        size += len(feed(payload).events)
     assert stream.done
     return size
 
@@ -167,7 +170,7 @@ def _hotPathOnly(rounds: int) -> float:
     payloads = [chatChunk({"content": WORDS[i % len(WORDS)]}) for i in range(1000)]
     stream = ResponsesStream(CONTEXT)
     stream.start()
-    feed = stream.feedData
+    feed = stream.feed
     start = time.perf_counter()
     for _ in range(rounds):
         for payload in payloads:
@@ -192,6 +195,8 @@ def main() -> None:
     )
     hot = _hotPathOnly(max(1, rounds // 4))
     print(f"text deltas only: {1 / hot:,.0f} chunks/s, {hot * 1e6:.2f} us/chunk")
+    whole = min(_wholeTime(payloads, max(1, rounds // 4)) for _ in range(3))
+    print(f"whole reply to one object (chunksToResponse): {whole * 1e6:.2f} us/chunk")
     parseOnly = min(_parseTime(payloads) for _ in range(3))
     print(f"json.loads alone: {parseOnly * 1e6:.2f} us/chunk")
     if "--profile" in sys.argv:
@@ -201,6 +206,17 @@ def main() -> None:
             runOnce(payloads)
         profiler.disable()
         pstats.Stats(profiler).sort_stats("tottime").print_stats(12)
+
+
+def _wholeTime(payloads: list[bytes], rounds: int) -> float:
+    """
+    A whole reply converted to one Responses object, per chunk.
+    """
+    start = time.perf_counter()
+    for _ in range(rounds):
+        response = chunksToResponse(CONTEXT, payloads)
+    assert response["status"] == "completed"
+    return (time.perf_counter() - start) / (rounds * len(payloads))
 
 
 def _parseTime(payloads: list[bytes]) -> float:

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_plugin -*-
 """
 C{python -m responses_proxy}: the same as the C{codex-responses-api-proxy} script.
 """

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.application.service import Service
 from twisted.internet.error import ReactorNotRunning
 from twisted.web.iweb import IAgent
 
@@ -23,6 +24,7 @@ from responses_proxy.web.service import (
     ListeningService,
     PoolService,
     ProxyService,
+    StoreService,
     bindLoopback,
     checkServerInfoWritable,
 )
@@ -62,7 +64,7 @@ def buildService(
     if config.serverInfo is not None:
         checkServerInfoWritable(config.serverInfo)
     dumper = _openDumper(config, authorization)
-    others = [KeyCustodyService(authorization)]
+    others: list[Service] = [KeyCustodyService(authorization)]
     if agent is None:
         agent, pool = makeAgent(clock, config.limits.connectTimeout)
         others.append(PoolService(pool))
@@ -76,8 +78,11 @@ def buildService(
     )
     if config.bridge:
         from responses_proxy.web.bridge import BridgeLeaf
+        from responses_proxy.web.store import openStore
 
-        leaf: Any = BridgeLeaf(upstream, config.profile)
+        store = openStore(config, reactor)
+        others.append(StoreService(store))
+        leaf: Any = BridgeLeaf(upstream, store, config.profile)
     else:
         from responses_proxy.web.passthrough import PassThroughLeaf
 

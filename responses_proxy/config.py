@@ -54,8 +54,14 @@ class Limits:
     @ivar connectTimeout: seconds to connect to the upstream (then 504).
     @ivar responseTimeout: seconds to wait for the upstream's response headers (then 504).
     @ivar keepAliveInterval: bridge: seconds of upstream silence between keep-alive events.
-    @ivar streamIdleTimeout: bridge: seconds of upstream silence before failing the stream.
+    @ivar streamIdleTimeout: bridge: seconds in which the upstream sent no bytes at all
+        (comments such as llama.cpp's C{: ping} count) before the stream is failed.
+    @ivar streamDataTimeout: bridge: seconds in which the upstream sent no data event (only
+        comments) before the stream is failed.
     @ivar tailWait: bridge: seconds to wait for usage or C{[DONE]} after C{finish_reason}.
+    @ivar storeMaxResponses: bridge: the most stored responses (C{docs/state.md}).
+    @ivar storeMaxBytes: bridge: the most bytes of stored responses.
+    @ivar storeTTL: bridge: seconds after its last use when a stored response expires.
     """
 
     maxBodyBytes: int = 64 * 1024 * 1024
@@ -68,7 +74,11 @@ class Limits:
     responseTimeout: float = 300.0
     keepAliveInterval: float = 15.0
     streamIdleTimeout: float = 300.0
+    streamDataTimeout: float = 1800.0
     tailWait: float = 5.0
+    storeMaxResponses: int = 10_000
+    storeMaxBytes: int = 256 * 1024 * 1024
+    storeTTL: float = 30 * 24 * 3600.0
 
     @classmethod
     def fromTuning(cls, text: str | None) -> Limits:
@@ -91,7 +101,7 @@ class Limits:
                 raise StartupError(f"{TUNING_ENV}: {name} must be a number") from None
             if not value > 0:
                 raise StartupError(f"{TUNING_ENV}: {name} must be positive")
-            values[name] = int(value) if name == "maxBodyBytes" else value
+            values[name] = int(value) if names[name] == "int" else value
         return cls(**values)
 
 
@@ -107,6 +117,7 @@ class ProxyConfig:
     upstreamURL: str = DEFAULT_UPSTREAM
     bridge: bool = False
     dumpDir: str | None = None
+    stateFile: str | None = None
     limits: Limits = attrs.field(factory=Limits)
     warnings: tuple[str, ...] = ()
     profile: Profile = DEFAULT_PROFILE
@@ -185,6 +196,7 @@ def buildConfig(
     dumpDir: str | None,
     tuning: str | None = None,
     providerConfig: str | None = None,
+    stateFile: str | None = None,
 ) -> ProxyConfig:
     """
     Validate the command line into a L{ProxyConfig}.
@@ -215,6 +227,14 @@ def buildConfig(
         profile = loadProviderConfig(providerConfig, url)
     elif bridge:
         profile = resolveProfile(url, None)
+    if stateFile is not None:
+        if not stateFile.strip():
+            raise StartupError("invalid --state-file: empty path")
+        if not bridge:
+            raise StartupError(
+                "--state-file needs --bridge-to-chat (in pass-through mode the upstream "
+                "stores responses)"
+            )
     return ProxyConfig(
         port=parsePort(port),
         serverInfo=os.path.abspath(serverInfo) if serverInfo else None,
@@ -222,6 +242,7 @@ def buildConfig(
         upstreamURL=url,
         bridge=bridge,
         dumpDir=os.path.abspath(dumpDir) if dumpDir else None,
+        stateFile=os.path.abspath(stateFile) if stateFile else None,
         limits=Limits.fromTuning(tuning),
         warnings=tuple(warnings),
         profile=profile,

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 PROG = "codex-responses-api-proxy"
 SYNOPSIS = (
     "[--port PORT] [--server-info FILE] [--http-shutdown] [--upstream-url URL] "
-    "[--bridge-to-chat] [--provider-config FILE] [--dump-dir DIR]"
+    "[--bridge-to-chat] [--provider-config FILE] [--dump-dir DIR] [--state-file FILE]"
 )
 
 
@@ -81,6 +81,13 @@ class Options(usage.Options):
             "Bridge: a JSON file adapting the chat request to the upstream (see "
             "docs/providers.md).",
         ],
+        [
+            "state-file",
+            None,
+            None,
+            "Bridge: keep stored responses in this SQLite file, so previous_response_id "
+            "and item_reference survive a restart (default: in memory).",
+        ],
     ]
     optFlags = [
         ["http-shutdown", None, "Enable GET /shutdown to stop the proxy (exit code 0)."],
@@ -124,6 +131,7 @@ class Options(usage.Options):
                 dumpDir=self["dump-dir"],
                 tuning=os.environ.get(TUNING_ENV),
                 providerConfig=self["provider-config"],
+                stateFile=self["state-file"],
             )
             try:
                 hardening.hardenProcess()

@@ -57,10 +57,12 @@ from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
-from twisted.web.http import Request
+from twisted.web.http import NO_BODY_CODES, Request
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 from zope.interface import implementer
+
+from responses_proxy.web.service import writeServerInfo
 
 _log = Logger()
 
@@ -84,8 +86,16 @@ _SPEC_KEYS = frozenset(
 )
 _THEN = ("finish", "hang", "reset", "close")
 
-# How many generator chunks are written per reactor turn, at most, before yielding.
-_GENERATE_BURST = 32
+# The generator writes pre-framed pieces of about this size, a few per reactor turn.
+_PIECE = 256 * 1024
+_GENERATE_BURST = 4
+_PROSE = (
+    b"You are Codex, a coding agent. Keep answers short; prefer running commands to "
+    b"guessing; read files before editing them; never revert changes you did not make. "
+)
+
+# The request header that picks a named reply (POST /named) instead of the queue.
+REPLY_HEADER = b"x-fake-reply"
 
 
 class SpecError(ValueError):
@@ -163,13 +173,19 @@ def validateSpec(spec: object) -> dict[str, Any]:
         g = spec["generate"]
         if (
             not isinstance(g, dict)
-            or set(g) - {"bytes", "chunk"}
+            or set(g) - {"bytes", "chunk", "event", "prose"}
             or not isinstance(g.get("bytes"), int)
             or g["bytes"] < 0
             or not isinstance(g.get("chunk", 16384), int)
             or g.get("chunk", 16384) < 1
+            or not isinstance(g.get("event", 1), int)
+            or g.get("event", 1) < 1
+            or not isinstance(g.get("prose", False), bool)
         ):
-            raise SpecError('generate must be {"bytes": N >= 0, "chunk": K >= 1}')
+            raise SpecError(
+                'generate must be {"bytes": N >= 0, "chunk": K >= 1, "event": E >= 1,'
+                ' "prose": bool}'
+            )
     if "echo" in spec and spec["echo"] is not True:
         raise SpecError("echo must be true")
     for key in ("sse_delay", "delay_headers", "then_delay"):
@@ -200,16 +216,23 @@ def sseFrame(value: object, eventLines: bool = False) -> bytes:
     return f"{prefix}data: {data}\n\n".encode()
 
 
-def fillerPiece(size: int) -> bytes:
+def fillerPiece(size: int, event: int | None = None, prose: bool = False) -> bytes:
     """
     SSE-looking filler of exactly C{size} bytes, for the C{generate} body.
 
     @param size: the number of bytes.
-    @return: C{data: xxx…\\n\\n}, or newlines when C{size} is too small for that.
+    @param event: the size of each event in it (default: one event of C{size} bytes).
+    @param prose: English prose instead of C{x}s (byte searches cost what they cost on
+        real text).
+    @return: C{data: xxx…\\n\\n} events (the last one cut to fit), or newlines when an
+        event is too small for that.
     """
-    if size < 8:
+    event = size if event is None else event
+    if event < 8:
         return b"\n" * size
-    return b"data: " + b"x" * (size - 8) + b"\n\n"
+    text = (_PROSE * (event // len(_PROSE) + 1))[: event - 8] if prose else b"x" * (event - 8)
+    one = b"data: " + text + b"\n\n"
+    return (one * (size // event + 1))[:size]
 
 
 class RecordedRequest:
@@ -220,6 +243,7 @@ class RecordedRequest:
         C{"lost"} (the connection went away first).
     @ivar sent: body bytes written so far.
     @ivar paused: how many times backpressure paused this response's producer.
+    @ivar request: the request itself (in memory, a test may answer it by hand).
     """
 
     def __init__(
@@ -242,6 +266,7 @@ class RecordedRequest:
         self.outcome = "pending"
         self.sent = 0
         self.paused = 0
+        self.request: Request | None = None
 
     def toJSON(self) -> dict[str, Any]:
         """
@@ -291,8 +316,13 @@ class FakeState:
     open gates, and the conditions being waited for.
     """
 
-    def __init__(self, clock: IReactorTime) -> None:
+    def __init__(self, clock: IReactorTime, keepRecords: bool = True) -> None:
+        """
+        @param clock: the reactor (a fake one in memory).
+        @param keepRecords: keep each request (a benchmark's millions would not fit).
+        """
         self.clock = clock
+        self.keepRecords = keepRecords
         self._nextConn = 1
         self.openConns: set[int] = set()
         self._waiters: list[_Waiter] = []
@@ -305,16 +335,24 @@ class FakeState:
         """
         self.queue: deque[dict[str, Any]] = deque()
         self.default: dict[str, Any] = dict(DEFAULT_SPEC)
+        self.named: dict[str, dict[str, Any]] = {}
+        self.stepCache: dict[int, tuple[dict[str, Any], list[tuple[str, Any, float]]]] = {}
+        self.requestCount = 0
         self.records: list[RecordedRequest] = []
         self.events: list[dict[str, Any]] = []
         self.total = 0
         self.gates: set[str] = set()
         self.changed()
 
-    def nextSpec(self) -> dict[str, Any]:
+    def nextSpec(self, name: str | None = None) -> dict[str, Any]:
         """
-        @return: the next queued reply spec, or the default one.
+        @param name: the reply the request asked for by name (L{REPLY_HEADER}).
+        @return: that named reply spec, else the next queued one, else the default one.
         """
+        if name is not None:
+            return self.named.get(
+                name, {"status": 500, "body": json.dumps({"error": f"no reply named {name}"})}
+            )
         if self.queue:
             return self.queue.popleft()
         return self.default
@@ -385,6 +423,10 @@ class _TrackingProtocol(ProtocolWrapper):
 
     def connectionMade(self) -> None:
         self.connId = self.factory.onOpen()
+        # Answers go out as they are written (the benchmarks time them).
+        setNoDelay = getattr(self.transport, "setTcpNoDelay", None)
+        if setNoDelay is not None:
+            setNoDelay(True)
         ProtocolWrapper.connectionMade(self)
 
     def connectionLost(self, reason: Failure) -> None:
@@ -426,17 +468,63 @@ def _connId(request: Request) -> int:
     return getattr(request.channel.transport, "connId", 0)
 
 
+def bodySteps(spec: dict[str, Any], record: RecordedRequest) -> list[tuple[str, Any, float]]:
+    """
+    What a reply spec's body is made of: C{("write", bytes, delay)}, C{("gate", name,
+    delay)} and C{("generate", shape, 0)} steps.
+    """
+    steps: list[tuple[str, Any, float]] = []
+    if "body" in spec:
+        steps.append(("write", spec["body"].encode("utf-8"), 0))
+    elif "body_b64" in spec:
+        steps.append(("write", base64.b64decode(spec["body_b64"]), 0))
+    elif "echo" in spec:
+        echo = json.dumps(record.toJSON()).encode("utf-8")
+        steps.append(("write", echo, 0))
+    elif "chunks" in spec:
+        for c in spec["chunks"]:
+            delay = c.get("delay", 0)
+            if "gate" in c:
+                steps.append(("gate", c["gate"], delay))
+            elif "b64" in c:
+                steps.append(("write", base64.b64decode(c["b64"]), delay))
+            else:
+                steps.append(("write", c["data"].encode("utf-8"), delay))
+    elif "sse" in spec:
+        eventLines = spec.get("event_lines", False)
+        gap = spec.get("sse_delay", 0)
+        for i, value in enumerate(spec["sse"]):
+            steps.append(("write", sseFrame(value, eventLines), gap if i else 0))
+    elif "generate" in spec:
+        g = spec["generate"]
+        chunk = g.get("chunk", 16384)
+        shape = (g["bytes"], chunk, g.get("event", chunk), g.get("prose", False))
+        steps.append(("generate", shape, 0))
+    return steps
+
+
+def _frame(piece: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(piece), piece)
+
+
 @implementer(IPushProducer)
 class _Generator:
     """
-    Writes C{total} bytes of filler as fast as the consumer takes them, pausing when
-    the transport's buffer is full (a push producer registered on the request).
+    Writes C{total} bytes of filler in C{chunk}-byte HTTP chunks as fast as the consumer
+    takes them, pausing when the transport's buffer is full (a push producer registered on
+    the request). The chunks are framed once and written many to a piece, so the fake
+    outruns what it feeds.
     """
 
-    def __init__(self, reply: _Reply, total: int, chunk: int) -> None:
+    def __init__(self, reply: _Reply, total: int, chunk: int, event: int, prose: bool) -> None:
         self._reply = reply
-        self._remaining = total
         self._chunk = chunk
+        self._body = fillerPiece(chunk, event, prose)
+        self._framed = _frame(self._body) if reply.request.chunked else self._body
+        self._perPiece = max(1, _PIECE // len(self._framed))
+        self._piece = self._framed * self._perPiece
+        self._chunks = total // chunk
+        self._tail = fillerPiece(total % chunk, event, prose)
         self._paused = False
         self._stopped = False
         self._call: Any = None
@@ -454,20 +542,23 @@ class _Generator:
         reply = self._reply
         burst = 0
         while (
-            self._remaining > 0
+            self._chunks > 0
             and not self._paused
             and not self._stopped
             and not reply.gone
             and burst < _GENERATE_BURST
         ):
-            size = min(self._chunk, self._remaining)
-            self._remaining -= size
-            reply.record.sent += size
+            n = min(self._perPiece, self._chunks)
+            self._chunks -= n
+            reply.record.sent += n * self._chunk
             burst += 1
-            reply.request.write(fillerPiece(size))
+            reply.writeFramed(self._piece if n == self._perPiece else self._framed * n)
         if self._stopped or reply.gone:
             return
-        if self._remaining == 0:
+        if self._chunks == 0:
+            if self._tail:
+                reply.record.sent += len(self._tail)
+                reply.writeFramed(_frame(self._tail) if reply.request.chunked else self._tail)
             self._stopped = True
             reply.request.unregisterProducer()
             reply.state.changed()
@@ -552,31 +643,17 @@ class _Reply:
 
     def _bodySteps(self) -> None:
         spec = self.spec
-        steps = self._steps
-        if "body" in spec:
-            steps.append(("write", spec["body"].encode("utf-8"), 0))
-        elif "body_b64" in spec:
-            steps.append(("write", base64.b64decode(spec["body_b64"]), 0))
-        elif "echo" in spec:
-            echo = json.dumps(self.record.toJSON()).encode("utf-8")
-            steps.append(("write", echo, 0))
-        elif "chunks" in spec:
-            for c in spec["chunks"]:
-                delay = c.get("delay", 0)
-                if "gate" in c:
-                    steps.append(("gate", c["gate"], delay))
-                elif "b64" in c:
-                    steps.append(("write", base64.b64decode(c["b64"]), delay))
-                else:
-                    steps.append(("write", c["data"].encode("utf-8"), delay))
-        elif "sse" in spec:
-            eventLines = spec.get("event_lines", False)
-            gap = spec.get("sse_delay", 0)
-            for i, value in enumerate(spec["sse"]):
-                steps.append(("write", sseFrame(value, eventLines), gap if i else 0))
-        elif "generate" in spec:
-            g = spec["generate"]
-            steps.append(("generate", (g["bytes"], g.get("chunk", 16384)), 0))
+        state = self.state
+        reused = spec is state.default or any(spec is v for v in state.named.values())
+        if "echo" in spec or not reused:
+            self._steps.extend(bodySteps(spec, self.record))
+            return
+        # Named and default specs serve many requests: their steps are built once.
+        cached = self.state.stepCache.get(id(spec))
+        if cached is None or cached[0] is not spec:
+            cached = (spec, bodySteps(spec, self.record))
+            self.state.stepCache[id(spec)] = cached
+        self._steps.extend(cached[1])
 
     def _bodyLength(self) -> int:
         total = 0
@@ -607,24 +684,50 @@ class _Reply:
         self._nextStep()
 
     def _nextStep(self) -> None:
-        if self.gone:
-            return
-        if not self._steps:
-            self.afterBody()
-            return
-        kind, arg, delay = self._steps.popleft()
-        if kind == "write":
-            self._later(delay, lambda: self._write(arg))
-        elif kind == "gate":
-            self._later(delay, lambda: self._waitGate(arg, self._nextStep))
-        else:
-            _Generator(self, arg[0], arg[1]).start()
+        """
+        Play the steps: the writes due now go out together (each still its own HTTP
+        chunk), then wait for the next delay or gate.
+        """
+        steps = self._steps
+        while not self.gone:
+            if not steps:
+                self.afterBody()
+                return
+            kind, arg, delay = steps[0]
+            if delay:
+                steps[0] = (kind, arg, 0)
+                self._later(delay, self._nextStep)
+                return
+            steps.popleft()
+            if kind == "gate":
+                self._waitGate(arg, self._nextStep)
+                return
+            if kind == "generate":
+                _Generator(self, *arg).start()
+                return
+            pieces = [arg]
+            while steps and steps[0][0] == "write" and not steps[0][2]:
+                pieces.append(steps.popleft()[1])
+            self._writePieces(pieces)
 
-    def _write(self, data: bytes) -> None:
-        self.record.sent += len(data)
-        self.request.write(data)
+    def _writePieces(self, pieces: list[bytes]) -> None:
+        self.record.sent += sum(map(len, pieces))
+        if self.request.chunked:
+            self.writeFramed(b"".join(_frame(p) for p in pieces if p))
+        else:
+            self.writeFramed(b"".join(pieces))
         self.state.changed()
-        self._nextStep()
+
+    def writeFramed(self, data: bytes) -> None:
+        """
+        Write body bytes already framed for the response's transfer coding (the head has
+        been sent), in one write.
+        """
+        request = self.request
+        if data and not self.gone and request.method != b"HEAD" and (
+            request.code not in NO_BODY_CODES
+        ):
+            request.channel.write(data)
 
     def _waitGate(self, name: str, then: Callable[[], None]) -> None:
         def fire() -> None:
@@ -728,8 +831,13 @@ class UpstreamResource(Resource):
             conn=_connId(request),
             t=time.monotonic(),
         )
-        state.records.append(record)
-        reply = _Reply(state, request, record, state.nextSpec())
+        state.requestCount += 1
+        if state.keepRecords:
+            record.request = request
+            state.records.append(record)
+        name = request.requestHeaders.getRawHeaders(REPLY_HEADER, [None])[0]
+        spec = state.nextSpec(None if name is None else name.decode("latin-1"))
+        reply = _Reply(state, request, record, spec)
         state.changed()
         reply.start()
         return NOT_DONE_YET
@@ -764,6 +872,7 @@ class ControlResource(Resource):
         handler = {
             (b"POST", b"/replies"): self._replies,
             (b"POST", b"/default"): self._default,
+            (b"POST", b"/named"): self._named,
             (b"POST", b"/reset"): self._reset,
             (b"POST", b"/release"): self._release,
             (b"POST", b"/shutdown"): self._shutdown,
@@ -798,6 +907,15 @@ class ControlResource(Resource):
         self._state.default = validateSpec(self._readJSON(request))
         return _jsonBody(request, 200, {"ok": True})
 
+    def _named(self, request: Request) -> bytes:
+        specs = self._readJSON(request)
+        if not isinstance(specs, dict):
+            raise SpecError("POST /named takes a JSON object of name: reply spec")
+        for spec in specs.values():
+            validateSpec(spec)
+        self._state.named.update(specs)
+        return _jsonBody(request, 200, {"named": sorted(self._state.named)})
+
     def _reset(self, request: Request) -> bytes:
         self._state.reset()
         return _jsonBody(request, 200, {"ok": True})
@@ -822,6 +940,7 @@ class ControlResource(Resource):
         return {
             "open": len(state.openConns),
             "total": state.total,
+            "request_count": state.requestCount,
             "events": state.events,
             "requests": [r.outcomeJSON() for r in state.records],
         }
@@ -908,27 +1027,14 @@ class ControlResource(Resource):
         return NOT_DONE_YET
 
 
-def writeInfo(path: str, info: dict[str, Any]) -> None:
-    """
-    Write C{info} as one JSON line to C{path}: a temporary file, then a rename, so a
-    reader never sees half a file.
-
-    @param path: the info file.
-    @param info: what to write.
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        f.write(json.dumps(info) + "\n")
-    os.replace(tmp, path)
-
-
 def _parseArgs(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.fakeupstream")
     parser.add_argument("--info", required=True, help="where to write the ports (JSON)")
     parser.add_argument("--tls-cert", help="PEM certificate: serve HTTPS upstream")
     parser.add_argument("--tls-key", help="PEM private key for --tls-cert")
+    parser.add_argument(
+        "--no-record", action="store_true", help="count requests, keep none (benchmarks)"
+    )
     args = parser.parse_args(argv)
     if bool(args.tls_cert) != bool(args.tls_key):
         parser.error("--tls-cert and --tls-key go together")
@@ -948,7 +1054,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     from twisted.internet import reactor
 
-    state = FakeState(reactor)
+    state = FakeState(reactor, keepRecords=not args.no_record)
     upstream = TrackingFactory(
         QuietSite(UpstreamResource(state)), state.connectionOpened, state.connectionClosed
     )
@@ -991,7 +1097,12 @@ def main(argv: list[str] | None = None) -> int:
         "control_port": controlPort.getHost().port,
         "pid": os.getpid(),
     }
-    writeInfo(args.info, info)
+    # Announce readiness only once the reactor runs: its SIGTERM handler is installed
+    # then, so a test that signals as soon as it reads the file gets a clean exit. The
+    # proxy's own writer: the same atomic file the tests wait for from the proxy.
+    reactor.callWhenRunning(
+        writeServerInfo, args.info, info["port"], info["pid"], control_port=info["control_port"]
+    )
     _log.info(
         "fake upstream on port {port}, control on port {control}",
         port=info["port"],

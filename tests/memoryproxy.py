@@ -1,6 +1,10 @@
+# -*- test-case-name: tests.test_front -*-
 """
 An in-memory proxy for unit tests: the real L{StrictSite} on a C{StringTransport}
-client connection, and a fake upstream L{Resource} behind treq's in-memory agent.
+client connection, and the fake upstream's resource (L{tests.fakeupstream}, the same one
+the process serves) behind treq's in-memory agent. By default the test answers each
+upstream request itself (C{upstreamRequests}); a reply spec queued on C{upstream} plays
+on the fake clock instead.
 
 Nothing touches the global reactor or a socket; time is a L{MemoryReactorClock}.
 """
@@ -13,9 +17,8 @@ from treq.testing import RequestTraversalAgent
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.web.http import Request
 from twisted.web.iweb import IAgent
-from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
 from responses_proxy.bridge.profiles import DEFAULT_PROFILE, Profile
@@ -24,29 +27,24 @@ from responses_proxy.config import Limits, ProxyConfig
 from responses_proxy.keyfile import AuthorizationHeader
 from responses_proxy.web.front import StrictSite
 from responses_proxy.web.timers import Clock
+from tests.fakeupstream import FakeState, UpstreamResource
+from tests.support.wire import RawResponse, parseResponse
 
 KEY = b"sk-UNITTESTKEY0123456789abcdef"
 UPSTREAM_URL = "http://upstream.test/v1/responses?api-version=1"
 BRIDGE_URL = "http://upstream.test/v1/chat/completions"
 
 
-class RecordingUpstream(Resource):
+# In memory the test itself plays the upstream: each request is recorded and left open.
+LEAVE_OPEN = {"never_respond": True}
+
+
+def upstreamBody(request: Request) -> bytes:
     """
-    A fake upstream that records each request and leaves it open for the test to
-    answer (C{NOT_DONE_YET}).
+    The body the upstream received with C{request}.
     """
-
-    isLeaf = True
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.requests: list[Any] = []
-
-    def render(self, request: Any) -> int:
-        request.content.seek(0)
-        request.bodyBytes = request.content.read()
-        self.requests.append(request)
-        return NOT_DONE_YET
+    request.content.seek(0)
+    return request.content.read()
 
 
 @implementer(IAgent)
@@ -98,6 +96,13 @@ class ClientConnection:
     def received(self) -> bytes:
         return self.transport.value()
 
+    def response(self) -> RawResponse:
+        """
+        The first response received so far, parsed as the socket tests parse theirs (a
+        body not yet ended is C{complete=False}).
+        """
+        return parseResponse(self.transport.value())
+
     def disconnect(self) -> None:
         from twisted.internet.error import ConnectionDone
         from twisted.python.failure import Failure
@@ -123,9 +128,13 @@ class MemoryProxy:
         profile: Profile = DEFAULT_PROFILE,
     ) -> None:
         self.clock = MemoryReactorClock()
+        self._wallSteps = 0.0
         self.limits = limits or Limits()
-        self.upstreamResource = RecordingUpstream()
-        self.agent = agent if agent is not None else RequestTraversalAgent(self.upstreamResource)
+        self.upstream = FakeState(self.clock)
+        self.upstream.default = dict(LEAVE_OPEN)
+        self.agent = (
+            agent if agent is not None else RequestTraversalAgent(UpstreamResource(self.upstream))
+        )
         self.authorization = AuthorizationHeader(b"Bearer " + KEY, locked=False)
         config = ProxyConfig(
             upstreamURL=BRIDGE_URL if bridge else UPSTREAM_URL,
@@ -138,12 +147,31 @@ class MemoryProxy:
             self.clock,
             config,
             self.authorization,
-            clock=Clock(self.clock, self.clock.seconds),
+            clock=Clock(self.clock, self._monotonic),
             agent=self.agent,
         )
         # Adopting the bound socket into the fake reactor closes the real one.
         self.service.listening.startService()
         self.site: StrictSite = self.service.site
+
+    def _monotonic(self) -> float:
+        return self.clock.seconds() - self._wallSteps
+
+    def stepWall(self, seconds: float) -> None:
+        """
+        The wall clock (which Twisted's timers follow) jumps; no real time passes, so the
+        monotonic clock stays put.
+        """
+        self._wallSteps += seconds
+        self.clock.advance(seconds)
+
+    @property
+    def upstreamRequests(self) -> list[Request]:
+        """
+        The requests the fake upstream received, open for the test to answer (unless a
+        reply spec was queued on C{upstream}).
+        """
+        return [record.request for record in self.upstream.records]
 
     @property
     def stopped(self) -> int:
@@ -182,32 +210,3 @@ def request(
     if body and b"content-length" not in given and b"transfer-encoding" not in given:
         lines.append(b"Content-Length: %d" % len(body))
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
-
-
-def parseResponse(raw: bytes) -> tuple[int, dict[bytes, list[bytes]], bytes]:
-    """
-    Status, headers (lower-cased names) and the raw rest of the first response.
-    """
-    head, _, rest = raw.partition(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    status = int(lines[0].split(b" ")[1])
-    headers: dict[bytes, list[bytes]] = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(b":")
-        headers.setdefault(name.strip().lower(), []).append(value.strip())
-    return status, headers, rest
-
-
-def dechunk(body: bytes) -> tuple[bytes, bool]:
-    """
-    Decode a chunked body; report whether the terminating chunk was seen.
-    """
-    out = b""
-    while body:
-        size, _, body = body.partition(b"\r\n")
-        n = int(size, 16)
-        if n == 0:
-            return out, True
-        out += body[:n]
-        body = body[n + 2 :]
-    return out, False

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_bridge_stream -*-
 """
 Check Responses SSE output against the OpenAI Python SDK and Codex's rules.
 

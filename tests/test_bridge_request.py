@@ -413,7 +413,6 @@ class GoldenTests(SynchronousTestCase):
         ):
             self.assertNotIn(field, conversion.body)
         for note in (
-            "field 'store' dropped",
             "field 'include' dropped",
             "field 'prompt_cache_key' dropped",
             "field 'client_metadata' dropped",
@@ -474,6 +473,8 @@ class GoldenTests(SynchronousTestCase):
                 "tools": request["tools"],
                 "tool_choice": "auto",
                 "parallel_tool_calls": True,
+                "previous_response_id": None,
+                "store": False,
                 "reasoning": {"effort": "medium"},
                 "text": {"verbosity": "low"},
             },
@@ -570,21 +571,39 @@ class TopLevelTests(SynchronousTestCase):
 
     def test_statefulFieldsRefused(self):
         """
-        C{previous_response_id}, C{conversation}, C{background: true} and C{prompt} need
-        server-side state: a 400 naming the field.
+        C{conversation}, C{background: true} and C{prompt} need state the bridge does not
+        keep: a 400 naming the field and saying why, resolved or not.
         """
-        for field, value in (
-            ("previous_response_id", "resp_123"),
-            ("conversation", "conv_1"),
-            ("conversation", {"id": "conv_1"}),
-            ("background", True),
-            ("prompt", {"id": "pmpt_1"}),
+        for field, value, why in (
+            ("conversation", "conv_1", "no Conversations API"),
+            ("conversation", {"id": "conv_1"}, "no Conversations API"),
+            ("background", True, "no endpoint to retrieve or poll"),
+            ("prompt", {"id": "pmpt_1"}, "server-side"),
         ):
-            e = self.assertRaises(BridgeRequestError, _convert, **{field: value})
-            self.assertEqual(e.param, field)
-            self.assertEqual(e.code, "unsupported_parameter")
-            self.assertIn(f"'{field}'", str(e))
-            self.assertIn("server-side", str(e))
+            for resolved in (False, True):
+                e = self.assertRaises(
+                    BridgeRequestError,
+                    convertRequest,
+                    _request(**{field: value}),
+                    resolved=resolved,
+                )
+                self.assertEqual(e.param, field)
+                self.assertEqual(e.code, "unsupported_parameter")
+                self.assertIn(f"'{field}'", str(e))
+                self.assertIn(why, str(e))
+
+    def test_previousResponseIdUnresolved(self):
+        """
+        An unresolved C{previous_response_id} is refused (the glue resolves it first);
+        once resolved it is only echoed.
+        """
+        e = self.assertRaises(BridgeRequestError, _convert, previous_response_id="resp_1")
+        self.assertEqual((e.param, e.code), ("previous_response_id", "unsupported_parameter"))
+        self.assertIn("not resolved", str(e))
+        conversion = convertRequest(_request(previous_response_id="resp_1"), resolved=True)
+        self.assertEqual(conversion.context.echo["previous_response_id"], "resp_1")
+        self.assertNotIn("previous_response_id", conversion.body)
+        self.assertEqual(conversion.body["messages"], [{"role": "user", "content": "hi"}])
 
     def test_statefulFieldsNullTolerated(self):
         """
@@ -638,7 +657,6 @@ class TopLevelTests(SynchronousTestCase):
         Responses-only fields are dropped with one note each; unknown fields too.
         """
         fields = {
-            "store": False,
             "include": ["reasoning.encrypted_content"],
             "prompt_cache_key": "k",
             "client_metadata": {"a": "b"},
@@ -654,6 +672,16 @@ class TopLevelTests(SynchronousTestCase):
         for field in fields:
             self.assertNotIn(field, conversion.body)
             self.assertIn(f"field {field!r} dropped", conversion.dropped)
+
+    def test_storeNotInChatBody(self):
+        """
+        C{store} is the bridge's (it stores the response, or not): never sent upstream, and
+        not noted as dropped.
+        """
+        for store in (True, False, None):
+            conversion = _convert(store=store)
+            self.assertNotIn("store", conversion.body)
+            self.assertNotIn("field 'store' dropped", conversion.dropped)
 
     def test_echo(self):
         """
@@ -691,17 +719,26 @@ class TopLevelTests(SynchronousTestCase):
                 "text": {"format": {"type": "json_object"}},
                 "metadata": {"k": "v"},
                 "user": "u",
+                "previous_response_id": None,
+                "store": False,
             },
         )
 
     def test_echoDefaults(self):
         """
-        Without those fields the echo has C{tools: []}, C{tool_choice: "auto"} and
-        C{parallel_tool_calls: true}, and nothing else.
+        Without those fields the echo has C{tools: []}, C{tool_choice: "auto"},
+        C{parallel_tool_calls: true}, C{previous_response_id: null} and C{store: true}
+        (OpenAI's defaults), and nothing else.
         """
         self.assertEqual(
             _convert().context.echo,
-            {"tools": [], "tool_choice": "auto", "parallel_tool_calls": True},
+            {
+                "tools": [],
+                "tool_choice": "auto",
+                "parallel_tool_calls": True,
+                "previous_response_id": None,
+                "store": True,
+            },
         )
 
     def test_requestNotModified(self):
@@ -2217,12 +2254,19 @@ class ItemTests(SynchronousTestCase):
 
     def test_itemReference(self):
         """
-        item_reference needs server-side state: a 400.
+        An item reference that reached conversion unresolved (typed, or the API's typeless
+        C{{"id"}} form) is a 400 naming the item, resolved flag or not.
         """
-        e = self.assertRaises(
-            BridgeRequestError, _convert, [{"type": "item_reference", "id": "msg_1"}]
-        )
-        self.assertEqual((e.param, e.code), ("input[0]", "unsupported_parameter"))
+        for item in ({"type": "item_reference", "id": "msg_1"}, {"id": "msg_1"}):
+            for resolved in (False, True):
+                e = self.assertRaises(
+                    BridgeRequestError,
+                    convertRequest,
+                    _request([_user("x"), item]),
+                    resolved=resolved,
+                )
+                self.assertEqual((e.param, e.code), ("input[1]", "unsupported_parameter"))
+                self.assertIn("not resolved", str(e))
 
     def test_oddTypeLabelInNote(self):
         """

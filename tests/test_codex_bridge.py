@@ -13,12 +13,14 @@ without it.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.support.chat import chatChunk
 from tests.support.codex import CodexCLI, CodexResult, findCodex
 from tests.support.fake import FakeUpstream, Recorded
 from tests.support.procs import makeTempDir
@@ -33,32 +35,15 @@ CONTEXT_WINDOW_MESSAGE = "ran out of room in the model's context window"
 # -- chat.completion.chunk builders --------------------------------------------------------
 
 
-def _chunk(delta: dict[str, Any] | None, finish: str | None = None,
-           model: str = CHAT_MODEL) -> dict[str, Any]:
-    return {
-        "id": "chatcmpl-test",
-        "object": "chat.completion.chunk",
-        "created": 1760000000,
-        "model": model,
-        "system_fingerprint": "fp_test",
-        "choices": [{"index": 0, "delta": delta if delta is not None else {},
-                     "logprobs": None, "finish_reason": finish}],
-    }
+# OpenAI-shaped chunks, as DeepSeek sends them (a fingerprint, null logprobs).
+_chunk = functools.partial(chatChunk, model=CHAT_MODEL, fingerprint="fp_test", logprobs=True)
 
 
 def _usageChunk(prompt: int = 1200, completion: int = 30,
                 model: str = CHAT_MODEL) -> dict[str, Any]:
-    return {
-        "id": "chatcmpl-test",
-        "object": "chat.completion.chunk",
-        "created": 1760000000,
-        "model": model,
-        "system_fingerprint": "fp_test",
-        "choices": [],
-        "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                  "total_tokens": prompt + completion,
-                  "prompt_tokens_details": {"cached_tokens": 0}},
-    }
+    return _chunk(model=model, usage={
+        "prompt_tokens": prompt, "completion_tokens": completion,
+        "total_tokens": prompt + completion, "prompt_tokens_details": {"cached_tokens": 0}})
 
 
 def chatTextReply(pieces: list[str], model: str = CHAT_MODEL) -> dict[str, Any]:
@@ -248,6 +233,34 @@ class CodexBridgeTests(SynchronousTestCase):
         self.assertEqual(tool["content"], output["output"])
         self.assertIn("Process exited with code 0", tool["content"])
         self.assertEqual(first.header("session-id"), second.header("session-id"))
+
+    def test_toolCallWrittenAsText(self) -> None:
+        """
+        An open model served without a tool parser writes its call as Qwen3-Coder XML in
+        C{content}, split across chunks, and says C{finish_reason: stop}: Codex gets a real
+        C{exec_command} call and runs it, with the text before it kept as its message.
+        """
+        markup = (
+            "I will write the file.\n<tool_call>\n<function=exec_command>\n"
+            "<parameter=cmd>\nprintf 'healed\\n' > out.txt\n</parameter>\n"
+            "</function>\n</tool_call>"
+        )
+        pieces = [markup[i : i + 7] for i in range(0, len(markup), 7)]
+        self.fake.enqueue(chatTextReply(pieces), chatTextReply(["Healed."]))
+        result = self.codex().run("write healed to out.txt")
+        self.assertEqual(result.exitCode, 0, result.describe())
+        self.assertEqual((result.workdir / "out.txt").read_text(), "healed\n")
+        self.assertEqual(result.agentMessages()[-1], "Healed.")
+        self.assertNotIn("<tool_call>", json.dumps(result.events))
+        first, second = self.chatRequests(2)
+        assistant = [m for m in second.json()["messages"] if m["role"] == "assistant"][-1]
+        self.assertEqual(assistant["content"].strip(), "I will write the file.")
+        [call] = assistant["tool_calls"]
+        self.assertEqual(call["function"]["name"], "exec_command")
+        self.assertEqual(
+            json.loads(call["function"]["arguments"]), {"cmd": "printf 'healed\\n' > out.txt"}
+        )
+        self.assertEqual(second.json()["messages"][-1]["role"], "tool")
 
     # -- (c) ---------------------------------------------------------------------------
 

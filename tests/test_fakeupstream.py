@@ -17,7 +17,7 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.support import http
+from tests.support import http, wire
 from tests.support.events import replyScript, textReply
 from tests.support.fake import FakeUpstream, makeCAAndLeaf, makeSelfSigned
 from tests.support.procs import WaitTimeout, makeTempDir
@@ -25,8 +25,8 @@ from tests.support.procs import WaitTimeout, makeTempDir
 SECRET = "sk-fake-secret-0123456789"
 
 
-def _post(fake: FakeUpstream, body: bytes = b'{"x": 1}', **kw: object) -> http.RawResponse:
-    return http.parseResponse(
+def _post(fake: FakeUpstream, body: bytes = b'{"x": 1}', **kw: object) -> wire.RawResponse:
+    return wire.parseResponse(
         http.rawExchange(fake.port, http.buildRequest("POST", "/v1/responses", body), **kw)
     )
 
@@ -197,7 +197,7 @@ class FakeUpstreamTests(SynchronousTestCase):
         self.assertTrue(resp.complete)
         self.assertEqual(len(resp.body), 100_000)
         self.assertTrue(resp.body.startswith(b"data: xxx"))
-        self.assertEqual(len(http.parseSSE(resp.body.decode())), 100)
+        self.assertEqual(len(wire.parseSSE(resp.body.decode())), 100)
         self.assertEqual(self.fake.waitOutcome(0), "finished")
 
     def test_generateSlowReaderIsPaused(self) -> None:
@@ -217,6 +217,49 @@ class FakeUpstreamTests(SynchronousTestCase):
         self.assertEqual(received, total)
         self.assertEqual(self.fake.waitOutcome(0), "finished")
         self.assertEqual(self.fake.connections()["requests"][0]["sent"], total)
+
+    def test_generateEventsAndProse(self) -> None:
+        """
+        C{event} packs several events of that size into each chunk; C{prose} fills them
+        with text; the last chunk is cut to the total.
+        """
+        self.fake.enqueue({"generate": {"bytes": 10_000, "chunk": 4096, "event": 1024,
+                                        "prose": True}})
+        with http.openStream(self.fake.port) as stream:
+            chunks = list(stream.iterChunks(5))
+        self.assertEqual([len(c) for c in chunks], [4096, 4096, 1808])
+        events = wire.parseSSE(b"".join(chunks))
+        self.assertEqual(len(events), 9)
+        self.assertTrue(all(len(e.data) == 1016 for e in events))
+        self.assertTrue(events[0].data.startswith("You are Codex"))
+
+    def test_manyEventsAtOnce(self) -> None:
+        """
+        Thousands of events due at once go out together, each its own HTTP chunk.
+        """
+        values = [{"n": i} for i in range(5000)]
+        self.fake.enqueue({"sse": values})
+        with http.openStream(self.fake.port) as stream:
+            chunks = list(stream.iterChunks(10))
+        self.assertEqual(len(chunks), 5000)
+        self.assertEqual([e.json() for e in wire.parseSSE(b"".join(chunks))], values)
+
+    def test_namedReplies(self) -> None:
+        """
+        X-Fake-Reply picks a named reply every time, leaving the queue alone; an unknown
+        name is a 500.
+        """
+        self.fake.name(small={"body": "named", "content_length": True})
+        self.fake.enqueue({"body": "queued"})
+        request = http.buildRequest("POST", "/v1/responses", b"{}", [("X-Fake-Reply", "small")])
+        for _ in range(2):
+            resp = wire.parseResponse(http.rawExchange(self.fake.port, request))
+            self.assertEqual((resp.body, resp.header("content-length")), (b"named", "5"))
+        self.assertEqual(_post(self.fake).body, b"queued")
+        unknown = http.buildRequest("POST", "/", b"{}", [("X-Fake-Reply", "nope")])
+        self.assertEqual(wire.parseResponse(http.rawExchange(self.fake.port, unknown)).status,
+                         500)
+        self.assertRaises(AssertionError, self.fake.name, bad={"status": "x"})
 
     def test_thenHang(self) -> None:
         """
@@ -422,6 +465,22 @@ class FakeUpstreamTests(SynchronousTestCase):
         self.assertEqual(self.fake.process.wait(10), 0)
 
 
+class NoRecordTests(SynchronousTestCase):
+    """
+    C{--no-record}: requests are answered and counted, none is kept.
+    """
+
+    def test_countsWithoutKeeping(self) -> None:
+        """Three requests: counted, answered, not recorded."""
+        fake = FakeUpstream(self).start(record=False)
+        for _ in range(3):
+            self.assertEqual(_post(fake).json(), {"ok": True})
+        self.assertEqual(fake.requests(), [])
+        connections = fake.connections()
+        self.assertEqual(connections["request_count"], 3)
+        self.assertEqual(connections["total"], 3)
+
+
 class FakeUpstreamTLSTests(SynchronousTestCase):
     """
     The HTTPS listener and the test certificates.
@@ -449,7 +508,7 @@ class FakeUpstreamTLSTests(SynchronousTestCase):
                 if not chunk:
                     break
                 data += chunk
-        self.assertEqual(http.parseResponse(data).json(), {"ok": True})
+        self.assertEqual(wire.parseResponse(data).json(), {"ok": True})
         self.assertEqual(fake.requests()[-1].target, "/by-name")
         e = self.assertRaises(ssl.SSLCertVerificationError, http.post, fake.port,
                               tls=ssl.create_default_context())
@@ -468,59 +527,13 @@ class FakeUpstreamTLSTests(SynchronousTestCase):
         self.assertEqual(fake.requests(), [])
 
 
-class ResponseParserTests(SynchronousTestCase):
+class EventBuilderTests(SynchronousTestCase):
     """
-    L{http.parseResponse} and L{http.parseSSE} on exact bytes.
+    The Responses reply specs of L{tests.support.events}.
     """
-
-    def test_chunkedComplete(self) -> None:
-        resp = http.parseResponse(
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX: a\r\nX: b\r\n\r\n"
-            b"3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nTrailer: t\r\n\r\n"
-        )
-        self.assertEqual((resp.status, resp.reason, resp.version), (200, "OK", "HTTP/1.1"))
-        self.assertEqual(resp.headerValues("x"), ["a", "b"])
-        self.assertEqual(resp.body, b"abcde")
-        self.assertTrue(resp.chunked and resp.complete)
-
-    def test_chunkedTruncated(self) -> None:
-        for cut in [b"3\r\nabc\r\n", b"3\r\nab", b"3\r\nabc\r\n0\r\n"]:
-            resp = http.parseResponse(
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + cut
-            )
-            self.assertTrue(resp.chunked)
-            self.assertFalse(resp.complete, cut)
-
-    def test_contentLengthAndClose(self) -> None:
-        full = http.parseResponse(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcEXTRA")
-        self.assertEqual((full.body, full.complete), (b"abc", True))
-        short = http.parseResponse(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nabc")
-        self.assertEqual((short.body, short.complete), (b"abc", False))
-        closeDelimited = http.parseResponse(b"HTTP/1.0 200 OK\r\n\r\nuntil close")
-        self.assertEqual(closeDelimited.body, b"until close")
-        noBody = http.parseResponse(b"HTTP/1.1 204 No Content\r\n\r\n")
-        self.assertTrue(noBody.complete)
-        empty = http.parseResponse(b"")
-        self.assertEqual((empty.status, empty.complete), (0, False))
-
-    def test_interimAndPipelined(self) -> None:
-        data = (
-            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na"
-            b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"
-        )
-        first, second = http.parseResponses(data)
-        self.assertEqual([i.status for i in first.interim], [100])
-        self.assertEqual((first.status, first.body), (200, b"a"))
-        self.assertEqual(second.status, 403)
-
-    def test_sse(self) -> None:
-        events = http.parseSSE(
-            ": comment\r\nevent: e\r\ndata: {\"a\":\r\ndata: 1}\r\n\r\ndata:x\n\nincomplete"
-        )
-        self.assertEqual([(e.event, e.data) for e in events], [("e", '{"a":\n1}'), (None, "x")])
-        self.assertEqual(events[0].json(), {"a": 1})
 
     def test_textReplyShape(self) -> None:
+        """textReply is a whole Responses stream: created, the message, completed."""
         spec = textReply("hi", "resp_9")
         types = [e["type"] for e in spec["sse"]]
         self.assertEqual(types[0], "response.created")

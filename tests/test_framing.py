@@ -11,7 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from responses_proxy.config import Limits
 from responses_proxy.framing import ChunkedCheck, HeadCheck
-from tests.memoryproxy import MemoryProxy, parseResponse
+from tests.memoryproxy import MemoryProxy
 
 BODY = b'{"model":"m","stream":true}'
 
@@ -124,12 +124,12 @@ class ChannelFramingTests(SynchronousTestCase):
 
     def assertBadRequest(self, raw: bytes, why: str) -> None:
         proxy, client = self.send(raw)
-        status, headers, body = parseResponse(client.received())
-        self.assertEqual(status, 400, raw)
-        self.assertIn(why.encode(), body, raw)
-        self.assertEqual(headers[b"connection"], [b"close"])
+        resp = client.response()
+        self.assertEqual(resp.status, 400, raw)
+        self.assertIn(why.encode(), resp.body, raw)
+        self.assertEqual(resp.headerValues("connection"), ["close"])
         self.assertTrue(client.transport.disconnecting, raw)
-        self.assertEqual(proxy.upstreamResource.requests, [], raw)
+        self.assertEqual(proxy.upstreamRequests, [], raw)
 
     def test_rows(self) -> None:
         """Each malformed framing is a 400 and a close."""
@@ -174,7 +174,7 @@ class ChannelFramingTests(SynchronousTestCase):
             )
             proxy, client = self.send(raw)
             out = client.received()
-            requests = proxy.upstreamResource.requests
+            requests = proxy.upstreamRequests
             if requests:
                 sent = requests[0].requestHeaders.getRawHeaders(b"x-f", [b""])[0]
                 self.assertNotRegex(sent, rb"[\x00-\x08\x0a-\x1f\x7f]", value)
@@ -203,7 +203,7 @@ class SlowClientTests(SynchronousTestCase):
         client.send(b"x" * 64)
         proxy.clock.advance(1)
         self.assertTrue(client.received().startswith(b"HTTP/1.1 408 "))
-        self.assertEqual(proxy.upstreamResource.requests, [])
+        self.assertEqual(proxy.upstreamRequests, [])
 
     def test_fastEnoughBodyPasses(self) -> None:
         """A body well above the floor, even spread over minutes, is forwarded."""
@@ -218,7 +218,7 @@ class SlowClientTests(SynchronousTestCase):
             client.send(b"x" * 1024)
             proxy.clock.advance(1)
         proxy.pump()
-        self.assertEqual(len(proxy.upstreamResource.requests), 1)
+        self.assertEqual(len(proxy.upstreamRequests), 1)
 
     def test_idleKeepAliveClosesAfter30s(self) -> None:
         """A connection waiting for its next request is closed after 30 s (the default)."""

@@ -12,7 +12,7 @@ from twisted.web.iweb import IAgent
 from zope.interface import implementer
 
 from responses_proxy.config import Limits
-from tests.memoryproxy import KEY, MemoryProxy, parseResponse, request
+from tests.memoryproxy import KEY, MemoryProxy, request
 
 
 @implementer(IAgent)
@@ -47,7 +47,7 @@ class StrictnessTests(SynchronousTestCase):
         proxy.pump()
         out = client.received()
         self.assertRegex(out[:13], rb"^HTTP/1\.[01] %d " % status, (raw, out[:80]))
-        self.assertEqual(proxy.upstreamResource.requests, [], raw)
+        self.assertEqual(proxy.upstreamRequests, [], raw)
         return out
 
     def test_methodsTargetsAndForms(self) -> None:
@@ -116,7 +116,7 @@ class StrictnessTests(SynchronousTestCase):
             client = proxy.connect()
             client.send(request(host=host))
             proxy.pump()
-            self.assertEqual(len(proxy.upstreamResource.requests), 1, host)
+            self.assertEqual(len(proxy.upstreamRequests), 1, host)
 
 
 class LimitTests(SynchronousTestCase):
@@ -130,10 +130,10 @@ class LimitTests(SynchronousTestCase):
         client = proxy.connect()
         client.send(request(body=b"", headers=[(b"Content-Length", b"101")]))
         proxy.pump()
-        status, headers, body = parseResponse(client.received())
-        self.assertEqual(status, 413)
-        self.assertIn(b"request_too_large", body)
-        self.assertEqual(proxy.upstreamResource.requests, [])
+        resp = client.response()
+        self.assertEqual(resp.status, 413)
+        self.assertIn(b"request_too_large", resp.body)
+        self.assertEqual(proxy.upstreamRequests, [])
         self.assertTrue(client.transport.disconnecting)
 
     def test_chunkedOverCap(self) -> None:
@@ -145,8 +145,8 @@ class LimitTests(SynchronousTestCase):
         self.assertEqual(client.received(), b"")
         client.send(b"1\r\nb\r\n0\r\n\r\n")
         proxy.pump()
-        self.assertEqual(parseResponse(client.received())[0], 413)
-        self.assertEqual(proxy.upstreamResource.requests, [])
+        self.assertEqual(client.response().status, 413)
+        self.assertEqual(proxy.upstreamRequests, [])
 
     def test_bodyAtCapAccepted(self) -> None:
         """A body exactly at the cap is forwarded."""
@@ -154,7 +154,7 @@ class LimitTests(SynchronousTestCase):
         client = proxy.connect()
         client.send(request(body=b"a" * 100))
         proxy.pump()
-        self.assertEqual(len(proxy.upstreamResource.requests), 1)
+        self.assertEqual(len(proxy.upstreamRequests), 1)
 
     def test_headerDeadline(self) -> None:
         """Headers trickling in for longer than the deadline: 408 and closed."""
@@ -168,7 +168,7 @@ class LimitTests(SynchronousTestCase):
         proxy.clock.advance(5.1)
         self.assertTrue(client.received().startswith(b"HTTP/1.1 408 "))
         self.assertTrue(client.transport.disconnecting)
-        self.assertEqual(proxy.upstreamResource.requests, [])
+        self.assertEqual(proxy.upstreamRequests, [])
 
     def test_bodyIdleDeadline(self) -> None:
         """A client silent in the middle of its body is disconnected; data resets it."""
@@ -182,7 +182,7 @@ class LimitTests(SynchronousTestCase):
         self.assertEqual(client.received(), b"")
         proxy.clock.advance(2)
         self.assertTrue(client.received().startswith(b"HTTP/1.1 408 "))
-        self.assertEqual(proxy.upstreamResource.requests, [])
+        self.assertEqual(proxy.upstreamRequests, [])
 
     def test_continueOnlyForAcceptableRequests(self) -> None:
         """100 Continue goes to an allowed request, not to a refused or oversized one."""
@@ -227,9 +227,9 @@ class ShutdownTests(SynchronousTestCase):
         proxy = MemoryProxy(httpShutdown=True)
         client = proxy.connect()
         client.send(request(method=b"GET", target=b"/shutdown", body=b""))
-        status, headers, _ = parseResponse(client.received())
-        self.assertEqual(status, 200)
-        self.assertEqual(headers[b"connection"], [b"close"])
+        resp = client.response()
+        self.assertEqual(resp.status, 200)
+        self.assertEqual(resp.headerValues("connection"), ["close"])
         self.assertTrue(client.transport.disconnecting)
         self.assertEqual(proxy.stopped, 0)
         client.disconnect()
@@ -284,7 +284,7 @@ class LoggingTests(SynchronousTestCase):
         client = proxy.connect()
         client.send(request(headers=[(b"Authorization", b"Bearer client")]))
         proxy.pump()
-        up = proxy.upstreamResource.requests[0]
+        up = proxy.upstreamRequests[0]
         up.setResponseCode(201)
         up.write(b"x" * 10)
         up.finish()
@@ -322,11 +322,13 @@ class LoggingTests(SynchronousTestCase):
             client = proxy.connect()
             client.send(raw)
             proxy.pump()
-            status, headers, body = parseResponse(client.received())
-            self.assertEqual((status, headers[b"content-length"], body), (403, [b"0"], b""))
+            resp = client.response()
+            self.assertEqual(
+                (resp.status, resp.headerValues("content-length"), resp.body), (403, ["0"], b"")
+            )
             [line] = [e for e in observer if "bytesOut" in e]
             self.assertEqual(line["refusal"], f" refused: {reason}", reason)
-            self.assertEqual(proxy.upstreamResource.requests, [])
+            self.assertEqual(proxy.upstreamRequests, [])
 
 
 class KeepAliveTests(SynchronousTestCase):
@@ -347,7 +349,7 @@ class KeepAliveTests(SynchronousTestCase):
             client.send(request())
             proxy.pump()
             hosts.append(client.channel.requests[-1].getHost())
-            up = proxy.upstreamResource.requests[n]
+            up = proxy.upstreamRequests[n]
             up.write(b"{}")
             up.finish()
             proxy.pump()
@@ -361,7 +363,7 @@ class KeepAliveTests(SynchronousTestCase):
         for n in range(2):
             client.send(request())
             proxy.pump()
-            up = proxy.upstreamResource.requests[n]
+            up = proxy.upstreamRequests[n]
             up.write(b"r%d" % n)
             up.finish()
             proxy.pump()
@@ -374,7 +376,7 @@ class KeepAliveTests(SynchronousTestCase):
         client = proxy.connect()
         client.send(request())
         proxy.pump()
-        up = proxy.upstreamResource.requests[0]
+        up = proxy.upstreamRequests[0]
         up.finish()
         proxy.pump()
         proxy.clock.advance(59)
@@ -388,7 +390,7 @@ class KeepAliveTests(SynchronousTestCase):
         client = proxy.connect()
         client.send(request())
         proxy.pump()
-        up = proxy.upstreamResource.requests[0]
+        up = proxy.upstreamRequests[0]
         for _ in range(10):
             proxy.clock.advance(100)
             up.write(b"data: tick\n\n")
@@ -408,7 +410,7 @@ class InternalErrorTests(SynchronousTestCase):
         client = proxy.connect()
         client.send(request())
         proxy.pump()
-        status, _, body = parseResponse(client.received())
-        self.assertEqual(status, 500)
-        self.assertIn(b"internal proxy error", body)
+        resp = client.response()
+        self.assertEqual(resp.status, 500)
+        self.assertIn(b"internal proxy error", resp.body)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)

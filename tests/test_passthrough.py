@@ -18,7 +18,7 @@ from unittest import SkipTest
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.support import http
+from tests.support import http, wire
 from tests.support.events import completed, created, sseSpec
 from tests.support.fake import FakeUpstream, makeCAAndLeaf, makeSelfSigned
 from tests.support.procs import ManagedProcess, WaitTimeout, makeTempDir, pythonEnv
@@ -327,7 +327,7 @@ class ForwardingTests(Base):
             ("cookie", "c=d"),
         ]:
             self.assertEqual(req.headerValues(name), [value], name)
-        resp = http.parseResponse(raw)
+        resp = wire.parseResponse(raw)
         self.assertEqual(resp.status, 201)
         self.assertEqual(resp.body, b'{"ok": 1}')
         self.assertEqual(resp.header("x-request-id"), "req_123")
@@ -370,11 +370,11 @@ class ForwardingTests(Base):
         ]
         for method, target in cases:
             raw = http.rawExchange(proxy.port, http.buildRequest(method, target, b"{}"))
-            resp = http.parseResponse(raw)
+            resp = wire.parseResponse(raw)
             self.assertEqual(resp.status, 403, (method, target, raw[:100]))
             self.assertEqual(resp.body, b"")
         raw = http.rawExchange(proxy.port, http.buildRequest("HEAD", "/v1/responses"), head=True)
-        self.assertEqual(http.parseResponse(raw, head=True).status, 403)
+        self.assertEqual(wire.parseResponse(raw, head=True).status, 403)
         for headers, host in [
             ([], "evil.example"),
             ([], "127.0.0.1.nip.io:80"),
@@ -384,7 +384,7 @@ class ForwardingTests(Base):
             raw = http.rawExchange(
                 proxy.port, http.buildRequest("POST", "/v1/responses", b"{}", headers, host=host)
             )
-            self.assertEqual(http.parseResponse(raw).status, 403, (headers, host))
+            self.assertEqual(wire.parseResponse(raw).status, 403, (headers, host))
         # A missing or repeated Host is malformed (RFC 9112 section 3.2): 400.
         noHost = http.buildRequest("POST", "/v1/responses", b"{}", [], host=None)
         twoHosts = (
@@ -392,7 +392,7 @@ class ForwardingTests(Base):
             b"Content-Length: 2\r\n\r\n{}"
         )
         for raw in [noHost, twoHosts]:
-            self.assertEqual(http.parseResponse(http.rawExchange(proxy.port, raw)).status, 400)
+            self.assertEqual(wire.parseResponse(http.rawExchange(proxy.port, raw)).status, 400)
         self.assertEqual(fake.connections()["total"], 0)
         self.assertEqual(fake.requests(), [])
 
@@ -406,7 +406,7 @@ class ForwardingTests(Base):
                 "POST", "/v1/responses", b"", [("Content-Length", str(64 * 1024 * 1024 + 1))]
             ),
         )
-        resp = http.parseResponse(raw)
+        resp = wire.parseResponse(raw)
         self.assertEqual(resp.status, 413)
         self.assertEqual(resp.json()["error"]["code"], "request_too_large")
         small = self.proxy(fake, tuning="maxBodyBytes=1000")
@@ -460,7 +460,7 @@ class ForwardingTests(Base):
         data = http.rawExchange(proxy.port, both, untilClose=False)
         with http.RawConnection(proxy.port) as conn:
             conn.send(both + http.buildRequest("GET", "/nope", headers=[("Connection", "close")]))
-            responses = http.parseResponses(conn.readUntilClosed(10))
+            responses = wire.parseResponses(conn.readUntilClosed(10))
         self.assertEqual([r.status for r in responses], [200, 200, 403])
         self.assertIsNotNone(data)
 
@@ -503,7 +503,7 @@ class ForwardingTests(Base):
             proxy.port,
             http.buildRequest("POST", "/v1/responses", b"{}", [("Accept-Encoding", "zstd,gzip")]),
         )
-        resp = http.parseResponse(raw)
+        resp = wire.parseResponse(raw)
         self.assertEqual(resp.body, b"data: compressed\n\n")
         self.assertIsNone(resp.header("content-encoding"))
         [req] = fake.requests()
@@ -524,7 +524,7 @@ class ForwardingTests(Base):
             }
         )
         proxy = self.proxy(fake)
-        resp = http.parseResponse(
+        resp = wire.parseResponse(
             http.rawExchange(proxy.port, http.buildRequest("POST", "/v1/responses", b"{}"))
         )
         self.assertEqual(resp.status, 502)

@@ -15,7 +15,8 @@ from twisted.web.iweb import IAgent
 from zope.interface import implementer
 
 from responses_proxy.config import Limits
-from tests.memoryproxy import KEY, CapturingAgent, MemoryProxy, dechunk, parseResponse, request
+from tests.memoryproxy import KEY, CapturingAgent, MemoryProxy, request, upstreamBody
+from tests.support import wire
 
 
 @implementer(IAgent)
@@ -48,8 +49,8 @@ class ForwardingTests(SynchronousTestCase):
     def forward(self, raw: bytes):
         self.client.send(raw)
         self.proxy.pump()
-        self.assertEqual(len(self.proxy.upstreamResource.requests), 1)
-        return self.proxy.upstreamResource.requests[0]
+        self.assertEqual(len(self.proxy.upstreamRequests), 1)
+        return self.proxy.upstreamRequests[0]
 
     def test_injectsKeyAndDropsClientAuthorization(self) -> None:
         """Exactly one Authorization goes up: the key's, never the client's."""
@@ -66,21 +67,21 @@ class ForwardingTests(SynchronousTestCase):
         """The body arrives byte for byte, with a recomputed Content-Length."""
         body = b'{"model":"m","input":"\xc3\xa9\\u0000"}'
         up = self.forward(request(body=body, headers=[(b"Content-Length", b"%d" % len(body))]))
-        self.assertEqual(up.bodyBytes, body)
+        self.assertEqual(upstreamBody(up), body)
         self.assertEqual(up.requestHeaders.getRawHeaders(b"content-length"), [b"%d" % len(body)])
 
     def test_chunkedClientBodyIsReframed(self) -> None:
         """A chunked upload goes up with a Content-Length and no Transfer-Encoding."""
         raw = request(body=b"5\r\nhello\r\n0\r\n\r\n", headers=[(b"Transfer-Encoding", b"chunked")])
         up = self.forward(raw)
-        self.assertEqual(up.bodyBytes, b"hello")
+        self.assertEqual(upstreamBody(up), b"hello")
         self.assertEqual(up.requestHeaders.getRawHeaders(b"content-length"), [b"5"])
 
     def test_largeBodyStreamedFromFile(self) -> None:
         """A body Twisted spooled to a temporary file (over 100 kB) is forwarded whole."""
         body = b"x" * 300_000
         up = self.forward(request(body=body))
-        self.assertEqual(up.bodyBytes, body)
+        self.assertEqual(upstreamBody(up), body)
 
     def test_proxyAsksForGzipOnly(self) -> None:
         """The client's Accept-Encoding (Codex 0.171 sends zstd,gzip) is not forwarded: the
@@ -100,10 +101,10 @@ class ForwardingTests(SynchronousTestCase):
         up.write(gzip.compress(echo))
         up.finish()
         self.proxy.pump()
-        status, headers, rest = parseResponse(self.client.received())
-        body, complete = dechunk(rest)
-        self.assertEqual((status, complete), (401, True))
-        self.assertNotIn(b"content-encoding", headers)
+        resp = self.client.response()
+        body = resp.body
+        self.assertEqual((resp.status, resp.complete), (401, True))
+        self.assertEqual(resp.headerValues("content-encoding"), [])
         self.assertNotIn(KEY, body)
         self.assertNotIn(KEY[-8:], body)
         self.assertIn(b"Incorrect API key provided: Bearer [REDACTED]", body)
@@ -118,13 +119,13 @@ class ForwardingTests(SynchronousTestCase):
             up.write(b"\x28\xb5\x2f\xfd" + KEY)
             up.finish()
             self.proxy.pump()
-            status, headers, rest = parseResponse(self.client.received())
-            self.assertEqual(status, 502, coding)
-            self.assertNotIn(b"content-encoding", headers)
-            document = json.loads(rest)
+            resp = self.client.response()
+            self.assertEqual(resp.status, 502, coding)
+            self.assertEqual(resp.headerValues("content-encoding"), [])
+            document = json.loads(resp.body)
             self.assertEqual(document["error"]["code"], "upstream_bad_encoding")
             self.assertIn(coding.split(b",")[-1].strip().decode(), document["error"]["message"])
-            self.assertNotIn(KEY, rest)
+            self.assertNotIn(KEY, resp.body)
 
     def test_noEmptyContentEncoding(self) -> None:
         """No Content-Encoding appears when the upstream sent none."""
@@ -132,8 +133,7 @@ class ForwardingTests(SynchronousTestCase):
         up.write(b"{}")
         up.finish()
         self.proxy.pump()
-        _, headers, _ = parseResponse(self.client.received())
-        self.assertNotIn(b"content-encoding", headers)
+        self.assertIsNone(self.client.response().header("content-encoding"))
 
     def test_statusAndHeadersMirrored(self) -> None:
         """Status, phrase and ordinary headers are mirrored; hop-by-hop ones are not."""
@@ -147,12 +147,12 @@ class ForwardingTests(SynchronousTestCase):
         up.finish()
         self.proxy.pump()
         raw = self.client.received()
-        status, headers, rest = parseResponse(raw)
+        resp = wire.parseResponse(raw)
         self.assertTrue(raw.startswith(b"HTTP/1.1 429 Too Many Requests\r\n"))
-        self.assertEqual(headers[b"retry-after"], [b"7"])
-        self.assertEqual(headers[b"x-request-id"], [b"req_1"])
-        self.assertNotIn(b"keep-alive", headers)
-        self.assertEqual(dechunk(rest), (b'{"error":{}}', True))
+        self.assertEqual(resp.headerValues("retry-after"), ["7"])
+        self.assertEqual(resp.headerValues("x-request-id"), ["req_1"])
+        self.assertEqual(resp.headerValues("keep-alive"), [])
+        self.assertEqual((resp.body, resp.complete), (b'{"error":{}}', True))
 
     def test_streamsEachWriteAsItArrives(self) -> None:
         """Each upstream write reaches the client before the upstream finishes."""
@@ -168,8 +168,8 @@ class ForwardingTests(SynchronousTestCase):
         self.assertNotIn(b"0\r\n\r\n", self.client.received())
         up.finish()
         self.proxy.pump()
-        _, _, rest = parseResponse(self.client.received())
-        self.assertEqual(dechunk(rest), (b"data: one\n\ndata: two\n\n", True))
+        resp = self.client.response()
+        self.assertEqual((resp.body, resp.complete), (b"data: one\n\ndata: two\n\n", True))
 
     def test_redirectPassedThroughNotFollowed(self) -> None:
         """A 307 goes back to the client; the upstream sees one request."""
@@ -178,10 +178,10 @@ class ForwardingTests(SynchronousTestCase):
         up.setHeader(b"location", b"https://elsewhere.test/v1/responses")
         up.finish()
         self.proxy.pump()
-        status, headers, _ = parseResponse(self.client.received())
-        self.assertEqual(status, 307)
-        self.assertEqual(headers[b"location"], [b"https://elsewhere.test/v1/responses"])
-        self.assertEqual(len(self.proxy.upstreamResource.requests), 1)
+        resp = self.client.response()
+        self.assertEqual(resp.status, 307)
+        self.assertEqual(resp.headerValues("location"), ["https://elsewhere.test/v1/responses"])
+        self.assertEqual(len(self.proxy.upstreamRequests), 1)
 
     def test_cookiesNeverStoredOrReplayed(self) -> None:
         """An upstream Set-Cookie is relayed but never sent on a later request."""
@@ -192,7 +192,7 @@ class ForwardingTests(SynchronousTestCase):
         self.client = self.proxy.connect()
         self.client.send(request())
         self.proxy.pump()
-        second = self.proxy.upstreamResource.requests[1]
+        second = self.proxy.upstreamRequests[1]
         self.assertIsNone(second.requestHeaders.getRawHeaders(b"cookie"))
 
     def test_echoedKeyIsRedacted(self) -> None:
@@ -224,20 +224,20 @@ class UpstreamFailureTests(SynchronousTestCase):
         proxy.pump()
         if advance:
             proxy.clock.advance(advance)
-        return parseResponse(client.received()), proxy
+        return client.response(), proxy
 
     def test_refusedIs502(self) -> None:
         """Connection refused: 502 with a JSON error."""
-        (status, headers, body), _ = self.answer(ierror.ConnectionRefusedError())
-        self.assertEqual(status, 502)
-        self.assertEqual(headers[b"content-type"], [b"application/json"])
-        self.assertIn(b'"upstream_unreachable"', body)
+        resp, _ = self.answer(ierror.ConnectionRefusedError())
+        self.assertEqual(resp.status, 502)
+        self.assertEqual(resp.headerValues("content-type"), ["application/json"])
+        self.assertIn(b'"upstream_unreachable"', resp.body)
 
     def test_connectTimeoutIs504(self) -> None:
         """A connect timeout: 504."""
-        (status, _, body), _ = self.answer(ierror.TimeoutError())
-        self.assertEqual(status, 504)
-        self.assertIn(b"upstream_timeout", body)
+        resp, _ = self.answer(ierror.TimeoutError())
+        self.assertEqual(resp.status, 504)
+        self.assertIn(b"upstream_timeout", resp.body)
 
     def test_noHeadersIs504(self) -> None:
         """No response headers within the limit: 504, and the request is cancelled."""
@@ -248,8 +248,7 @@ class UpstreamFailureTests(SynchronousTestCase):
         proxy.clock.advance(299)
         self.assertEqual(client.received(), b"")
         proxy.clock.advance(1)
-        status, _, body = parseResponse(client.received())
-        self.assertEqual(status, 504)
+        self.assertEqual(client.response().status, 504)
         self.assertTrue(proxy.agent.pending[0].called)
 
     def test_clientGoneBeforeHeadersCancelsUpstream(self) -> None:
@@ -269,15 +268,14 @@ class UpstreamFailureTests(SynchronousTestCase):
         client = proxy.connect()
         client.send(request())
         proxy.pump()
-        up = proxy.upstreamResource.requests[0]
+        up = proxy.upstreamRequests[0]
         up.write(b"data: partial\n\n")
         proxy.pump()
         up.channel.transport.abortConnection()
         proxy.pump()
-        _, _, rest = parseResponse(client.received())
-        body, complete = dechunk(rest)
-        self.assertEqual(body, b"data: partial\n\n")
-        self.assertFalse(complete)
+        resp = client.response()
+        self.assertEqual(resp.body, b"data: partial\n\n")
+        self.assertFalse(resp.complete)
         self.assertTrue(client.transport.disconnecting)
 
     def test_clientGoneMidStreamStopsUpstream(self) -> None:
@@ -286,7 +284,7 @@ class UpstreamFailureTests(SynchronousTestCase):
         client = proxy.connect()
         client.send(request())
         proxy.pump()
-        up = proxy.upstreamResource.requests[0]
+        up = proxy.upstreamRequests[0]
         lost = up.notifyFinish()
         up.write(b"data: 1\n\n")
         proxy.pump()

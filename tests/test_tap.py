@@ -17,8 +17,14 @@ from responses_proxy.tap import Options, makeService
 from responses_proxy.web.bridge import BridgeLeaf
 from responses_proxy.web.front import StrictSite
 from responses_proxy.web.passthrough import PassThroughLeaf
-from responses_proxy.web.service import KeyCustodyService, ListeningService, PoolService
+from responses_proxy.web.service import (
+    KeyCustodyService,
+    ListeningService,
+    PoolService,
+    writeServerInfo,
+)
 from responses_proxy.web.shutdown import ShutdownResource
+from tests.support.procs import makeTempDir
 
 KEY = b"Bearer sk-TAPTESTKEY0123456789"
 
@@ -102,6 +108,25 @@ class MakeServiceTests(SynchronousTestCase):
         with self.assertRaises(SystemExit) as caught:
             makeService(options(config), MemoryReactorClock())
         self.assertEqual(caught.exception.code, 1)
+
+
+class ServerInfoTests(SynchronousTestCase):
+    """
+    L{writeServerInfo}, the one server-info writer (the fake upstream uses it too).
+    """
+
+    def test_fieldsAndMode(self) -> None:
+        """One JSON line with the port, the pid and any extra field, mode 0644; a second
+        write replaces the first whole."""
+        path = os.path.join(makeTempDir(self), "a", "info.json")
+        writeServerInfo(path, 8080, 42, control_port=9090)
+        with open(path) as f:
+            self.assertEqual(f.read(), '{"port": 8080, "pid": 42, "control_port": 9090}\n')
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o644)
+        writeServerInfo(path, 1, 2)
+        with open(path) as f:
+            self.assertEqual(json.loads(f.read()), {"port": 1, "pid": 2})
+        self.assertEqual(os.listdir(os.path.dirname(path)), ["info.json"])
 
 
 class OptionsTests(SynchronousTestCase):

@@ -29,6 +29,7 @@ __all__ = [
     "ChatConversion",
     "convertRequest",
     "flattenToolName",
+    "isItemReference",
     "parseRequestBody",
 ]
 
@@ -161,6 +162,7 @@ _HANDLED = frozenset(
         "user",
         "text",
         "stream",
+        "store",
         "previous_response_id",
         "conversation",
         "background",
@@ -181,25 +183,43 @@ _ECHOED = (
 )
 
 
-def _refuseStateful(request: Mapping[str, Any]) -> None:
+def isItemReference(item: Mapping[str, Any]) -> bool:
     """
-    Refuse what needs server-side state the bridge does not keep.
+    Whether an input item refers to a stored item by id: C{type} C{"item_reference"}, or
+    (the API's C{ItemReference} has an optional C{type}) no type, no role, no content and
+    an C{id}.
     """
-    for field, what in (
-        ("previous_response_id", "previous responses"),
-        ("conversation", "conversations"),
-    ):
-        if request.get(field) is not None:
-            raise BridgeRequestError(
-                f"'{field}' is not supported: this bridge keeps no server-side state, so "
-                f"{what} cannot be looked up; send the whole conversation in 'input'.",
-                param=field,
-                code=_UNSUPPORTED,
-            )
+    kind = item.get("type")
+    if kind == "item_reference":
+        return True
+    return kind is None and "id" in item and "role" not in item and "content" not in item
+
+
+def _refuseStateful(request: Mapping[str, Any], resolved: bool) -> None:
+    """
+    Refuse what needs server-side state the bridge does not keep, and references that
+    were not resolved from its response store (L{responses_proxy.bridge.state}).
+    """
+    if not resolved and request.get("previous_response_id") is not None:
+        raise BridgeRequestError(
+            "'previous_response_id' was not resolved: the bridge looks it up in its "
+            "response store before converting the request.",
+            param="previous_response_id",
+            code=_UNSUPPORTED,
+        )
+    if request.get("conversation") is not None:
+        raise BridgeRequestError(
+            "'conversation' is not supported: this bridge stores responses but has no "
+            "Conversations API to keep conversation objects in; chain responses with "
+            "'previous_response_id', or send the whole conversation in 'input'.",
+            param="conversation",
+            code=_UNSUPPORTED,
+        )
     if request.get("background") is True:
         raise BridgeRequestError(
-            "'background' is not supported: this bridge keeps no server-side state, so "
-            "responses cannot run in the background.",
+            "'background' is not supported: this bridge relays each response while the "
+            "upstream produces it and has no endpoint to retrieve or poll it later; send "
+            "the request without 'background'.",
             param="background",
             code=_UNSUPPORTED,
         )
@@ -213,14 +233,18 @@ def _refuseStateful(request: Mapping[str, Any]) -> None:
 
 
 def convertRequest(
-    request: Mapping[str, Any], profile: Profile = DEFAULT_PROFILE
+    request: Mapping[str, Any], profile: Profile = DEFAULT_PROFILE, *, resolved: bool = False
 ) -> ChatConversion:
     """
     Convert a Responses API request body to a Chat Completions request body.
 
-    @param request: the parsed request (see L{parseRequestBody}).
+    @param request: the parsed request (see L{parseRequestBody}), or the C{body} of a
+        L{responses_proxy.bridge.state.ResolvedRequest}.
     @param profile: the upstream's quirks (L{responses_proxy.bridge.profiles}); the
         default changes nothing.
+    @param resolved: the request's state was resolved (its C{input} is the whole
+        conversation, references replaced); then C{previous_response_id} is only echoed.
+        Without it, C{previous_response_id} and item references are refused.
     @return: the chat body, the context for the reply, and notes on what was dropped.
     @raise BridgeRequestError: the request cannot be bridged (stateful fields, missing or
         malformed C{model} / C{input}, malformed items or fields).
@@ -228,7 +252,7 @@ def convertRequest(
     if not isinstance(request, Mapping):
         raise BridgeRequestError("The request body must be a JSON object.", code=_TYPE)
     notes: list[str] = []
-    _refuseStateful(request)
+    _refuseStateful(request, resolved)
 
     model = request.get("model")
     if model is None:
@@ -312,13 +336,24 @@ def convertRequest(
         if request.get("tool_choice") is not None
         else "auto",
         "parallel_tool_calls": parallel if parallel is not None else True,
+        # As OpenAI's response objects do (null when the request had none).
+        "previous_response_id": request.get("previous_response_id"),
+        "store": request.get("store") is not False,
     }
     for field in _ECHOED:
         value = request.get(field)
         if value is not None:
             echo[field] = value
 
-    context = BridgeContext(model=model, stream=stream, tools=targets, echo=echo)
+    heal: dict[str, Mapping[str, Any] | None] = {}
+    if tools.chatTools and choice != "none":
+        for tool in tools.chatTools:
+            function = tool["function"]
+            parameters = function.get("parameters")
+            heal[function["name"]] = parameters if isinstance(parameters, Mapping) else None
+    context = BridgeContext(
+        model=model, stream=stream, tools=targets, echo=echo, healTextCalls=heal
+    )
     return ChatConversion(body=body, context=context, dropped=tuple(notes))
 
 
@@ -764,10 +799,10 @@ class _HistoryConverter:
             "local_shell_call_output",
         ):
             entries.append(self._output(item, where))
-        elif kind == "item_reference":
+        elif isItemReference(item):
             raise BridgeRequestError(
-                f"'{where}' is an item_reference: this bridge keeps no server-side state, "
-                "so items cannot be referenced by id; send the item itself.",
+                f"'{where}' is an item_reference that was not resolved: the bridge looks "
+                "referenced items up in its response store before converting the request.",
                 param=where,
                 code=_UNSUPPORTED,
             )

@@ -1,46 +1,56 @@
 # -*- test-case-name: tests.test_bridge_stream -*-
 """
-Chat Completions replies -> Responses API events (bridge-spec.md section 2).
+Chat Completions replies -> Responses items (bridge-spec.md section 2): the state machine.
 
-L{ResponsesStream} is a pure state machine: the Twisted glue hands it the data
-payload of each upstream SSE event (or a whole completion) and writes the bytes
-it returns to the client. It does no I/O, keeps no timers and logs nothing, so
-the glue decides when upstream silence calls for L{ResponsesStream.keepAlive},
-L{ResponsesStream.end} or L{ResponsesStream.fail}.
+L{ReplyMachine} reads a chat reply (payloads, parsed chunks or a whole completion,
+through L{responses_proxy.bridge.chunks}) and decides what happens to the Responses
+items: which item opens, which text goes where, when items close, how the response
+ends. It reports each happening to a L{ReplySink} and is never inspected. Two sinks
+exist: L{responses_proxy.bridge.events.EventWriter} writes SSE events (used by
+L{ResponsesStream}, which the Twisted glue drives), and the collector in
+L{responses_proxy.bridge.completion} keeps only the finished items, for a reply that
+is returned whole.
 
-Decisions where the spec is silent are listed in docs/bridge-stream.md; the
-main ones: unparsable data is skipped (sixteen in a row fail the stream);
-C{[DONE]} before any C{finish_reason} is a cut-off reply; items close as soon
-as C{finish_reason} arrives; whitespace-only content opens no message; a tool
-call's item opens once its name is known; call ids are unique per response.
+Pure: no I/O, no timers, no logging. Decisions where the spec is silent are listed
+in docs/bridge-stream.md; the main ones: unparsable data is skipped (sixteen in a
+row fail the stream); C{[DONE]} before any C{finish_reason} is a cut-off reply; items
+close as soon as C{finish_reason} arrives; whitespace-only content opens no message;
+a tool call's item opens once its name is known; call ids are unique per response.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from json.encoder import encode_basestring
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
+from responses_proxy.bridge.calls import Call, CallTable, CustomInput, isJson, jsonText, shellAction
+from responses_proxy.bridge.chunks import (
+    DONE,
+    chunkParts,
+    completionParts,
+    fixSurrogates,
+    readPayload,
+    reasoningText,
+    salvagePayload,
+)
 from responses_proxy.bridge.context import BridgeContext
-from responses_proxy.bridge.errors import mapStreamError
+from responses_proxy.bridge.events import EventWriter, ResponseHead
 from responses_proxy.bridge.reasoning import encodeReasoning
+from responses_proxy.bridge.textcalls import healerFor
 
 __all__ = [
+    "MAX_BAD_PAYLOADS",
+    "ContentFilter",
+    "ReplyMachine",
+    "ReplySink",
     "ResponsesStream",
-    "completionToResponse",
-    "mapUsage",
+    "Step",
+    "randomId",
 ]
 
-_MAX_BAD_PAYLOADS = 16
-
-_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
-_encode = _encoder.encode
-_decode = json.JSONDecoder().decode
-_lenientDecode = json.JSONDecoder(strict=False).decode
+MAX_BAD_PAYLOADS = 16
 
 # Phases: the kind of item(s) currently open.
 _NONE = 0
@@ -55,24 +65,12 @@ _THINK_OFF = 2
 _OPEN_TAG = "<think>"
 _CLOSE_TAG = "</think>"
 
-# Custom tool input streaming modes.
-_CI_UNDECIDED = 0
-_CI_JSON = 1
-_CI_RAW = 2
-_CI_HOLD = 3
-_CI_CLOSED = 4
 
-_INPUT_HEAD = re.compile(r'\s*\{\s*"input"\s*:\s*"')
-_INPUT_HEAD_PREFIX = re.compile(r'\s*\{\s*(?:"(?:i(?:n(?:p(?:u(?:t(?:"\s*(?::\s*)?)?)?)?)?)?)?)?\Z')
-_STRING_BODY = re.compile(r'(?:[^"\\]+|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*')
-_HIGH_SURROGATE_TAIL = re.compile(r"(?<!\\)(?:\\\\)*\\u[dD][89abAB][0-9a-fA-F]{2}\Z")
-
-
-def _fixSurrogates(text: str) -> str:
+def randomId(kind: str) -> str:
     """
-    Pair surrogate halves and replace lone ones, so the text encodes as UTF-8.
+    The default id factory: C{kind} + C{"_"} + 32 random hex digits.
     """
-    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return kind + "_" + secrets.token_hex(16)
 
 
 def _wholeText(parts: list[str]) -> str:
@@ -84,163 +82,8 @@ def _wholeText(parts: list[str]) -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return _fixSurrogates(text)
+        return fixSurrogates(text)
     return text
-
-
-def _jsonString(text: str) -> bytes:
-    """
-    Encode one string as a JSON literal in UTF-8 (the hot path's only encoder).
-    """
-    try:
-        return encode_basestring(text).encode("utf-8")
-    except UnicodeEncodeError:
-        return encode_basestring(_fixSurrogates(text)).encode("utf-8")
-
-
-def _dumps(value: object) -> bytes:
-    """
-    Compact JSON in UTF-8, never failing on lone surrogates.
-    """
-    text = _encode(value)
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:
-        return _fixSurrogates(text).encode("utf-8")
-
-
-def _surrogateSafe(item: _TextItem | _Call, text: str) -> bytes:
-    """
-    The slow path of a delta whose text has a lone surrogate: a high surrogate
-    at the end is held for the next delta of the same item (an emoji whose
-    two escapes came in two chunks); other lone ones become U+FFFD.
-
-    @return: the JSON literal to send, or C{b""} when nothing is left to send.
-    """
-    if item.held:
-        text = item.held + text
-        item.held = ""
-    if text and "\ud800" <= text[-1] <= "\udbff":
-        item.held = text[-1]
-        text = text[:-1]
-    if not text:
-        return b""
-    return encode_basestring(_fixSurrogates(text)).encode("utf-8")
-
-
-def _randomId(kind: str) -> str:
-    """
-    The default id factory: C{kind} + C{"_"} + 32 random hex digits.
-    """
-    return kind + "_" + secrets.token_hex(16)
-
-
-def _isJson(text: str) -> bool:
-    """
-    Whether C{text} is one complete JSON value (control characters allowed).
-    """
-    try:
-        _lenientDecode(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _tokenCount(value: object) -> int | None:
-    """
-    A token count from an upstream usage field, or L{None} if it is not one.
-    """
-    if type(value) is int:
-        return value if value >= 0 else None
-    if type(value) is float and value >= 0 and value == value and value != float("inf"):
-        return int(value)
-    if type(value) is str and value.isdigit():
-        return int(value)
-    return None
-
-
-def mapUsage(usage: object) -> dict[str, Any] | None:
-    """
-    Convert a chat C{usage} object to a Responses C{usage} object (section 2.5).
-
-    Cached tokens come from C{prompt_tokens_details.cached_tokens}, else from
-    DeepSeek's C{prompt_cache_hit_tokens} or Moonshot's top-level
-    C{cached_tokens}; missing details are 0; a missing total is the sum.
-
-    @param usage: the upstream's C{usage} value, any type.
-    @return: a complete Responses usage object, or L{None} when C{usage} holds
-        no token count at all (never a partial object).
-    """
-    if not isinstance(usage, Mapping):
-        return None
-    inputTokens = _tokenCount(usage.get("prompt_tokens"))
-    if inputTokens is None:
-        inputTokens = _tokenCount(usage.get("input_tokens"))
-    outputTokens = _tokenCount(usage.get("completion_tokens"))
-    if outputTokens is None:
-        outputTokens = _tokenCount(usage.get("output_tokens"))
-    totalTokens = _tokenCount(usage.get("total_tokens"))
-    if inputTokens is None and outputTokens is None and totalTokens is None:
-        return None
-    if outputTokens is None:
-        outputTokens = 0
-    if inputTokens is None:
-        inputTokens = max(totalTokens - outputTokens, 0) if totalTokens is not None else 0
-    if totalTokens is None:
-        totalTokens = inputTokens + outputTokens
-
-    promptDetails = usage.get("prompt_tokens_details")
-    if not isinstance(promptDetails, Mapping):
-        promptDetails = usage.get("input_tokens_details")
-    if not isinstance(promptDetails, Mapping):
-        promptDetails = {}
-    cached = _tokenCount(promptDetails.get("cached_tokens"))
-    if cached is None:
-        cached = _tokenCount(usage.get("prompt_cache_hit_tokens"))
-    if cached is None:
-        cached = _tokenCount(usage.get("cached_tokens"))
-    cacheWrite = _tokenCount(promptDetails.get("cache_write_tokens"))
-
-    completionDetails = usage.get("completion_tokens_details")
-    if not isinstance(completionDetails, Mapping):
-        completionDetails = usage.get("output_tokens_details")
-    if not isinstance(completionDetails, Mapping):
-        completionDetails = {}
-    reasoningTokens = _tokenCount(completionDetails.get("reasoning_tokens"))
-
-    return {
-        "input_tokens": inputTokens,
-        "input_tokens_details": {
-            "cached_tokens": cached or 0,
-            "cache_write_tokens": cacheWrite or 0,
-        },
-        "output_tokens": outputTokens,
-        "output_tokens_details": {"reasoning_tokens": reasoningTokens or 0},
-        "total_tokens": totalTokens,
-    }
-
-
-def _reasoningText(value: object) -> str:
-    """
-    Text from the object forms of reasoning some providers send.
-
-    Handles a string, a list (joined), and dicts with C{text}, C{content},
-    C{summary}, C{reasoning} or C{thinking} (OpenRouter's C{reasoning_details},
-    Mistral's thinking parts). Encrypted or signed blobs are not text.
-    """
-    if type(value) is str:
-        return value
-    if isinstance(value, list):
-        return "".join(_reasoningText(part) for part in value)
-    if isinstance(value, Mapping):
-        kind = value.get("type")
-        if isinstance(kind, str) and "encrypted" in kind:
-            return ""
-        for key in ("text", "content", "summary", "reasoning", "thinking"):
-            inner = value.get(key)
-            if inner:
-                return _reasoningText(inner)
-    return ""
 
 
 def _heldTagPrefix(text: str, tag: str) -> int:
@@ -253,186 +96,130 @@ def _heldTagPrefix(text: str, tag: str) -> int:
     return 0
 
 
-def _customInput(raw: str) -> str | None:
+def _terminalKind(reason: str | None) -> tuple[str, str | None]:
     """
-    A custom tool call's input from the chat arguments that carried it.
-
-    @return: the C{input} string of a C{{"input": ...}} object, the value of a
-        JSON string, C{raw} itself for other JSON, L{None} if C{raw} is not JSON.
+    The terminal status and C{incomplete_details.reason} for a finish reason.
     """
-    try:
-        value = _lenientDecode(raw)
-    except ValueError:
-        return None
-    if isinstance(value, dict):
-        inner = value.get("input")
-        if isinstance(inner, str):
-            return inner
-        return raw
-    if isinstance(value, str):
-        return value
-    return raw
+    if reason in ("length", "max_tokens"):
+        return "incomplete", "max_output_tokens"
+    if reason == "content_filter":
+        return "incomplete", "content_filter"
+    return "completed", None
 
 
-def _shellAction(raw: str) -> dict[str, Any]:
+class ReplySink(Protocol):
     """
-    A C{local_shell_call} action from the arguments of the C{local_shell} function.
-
-    A string C{command} runs through C{bash -lc}; unusable arguments give an
-    empty command, which Codex reports back to the model.
+    What a L{ReplyMachine} reports, in order. Items are Responses output items
+    (plain dicts) exactly as they should appear; the sink adds nothing to them.
     """
-    action: dict[str, Any] = {"type": "exec", "command": [], "env": {}}
-    try:
-        value = _lenientDecode(raw)
-    except ValueError:
-        return action
-    if not isinstance(value, dict):
-        return action
-    if isinstance(value.get("action"), dict):
-        value = value["action"]
-    command = value.get("command")
-    if isinstance(command, str):
-        command = ["bash", "-lc", command]
-    if isinstance(command, list):
-        action["command"] = [part if isinstance(part, str) else _encode(part) for part in command]
-    env = value.get("env")
-    if isinstance(env, dict):
-        action["env"] = {
-            str(key): val if isinstance(val, str) else _encode(val) for key, val in env.items()
-        }
-    workdir = value.get("working_directory", value.get("workdir"))
-    if isinstance(workdir, str):
-        action["working_directory"] = workdir
-    timeout = value.get("timeout_ms")
-    if type(timeout) is int:
-        action["timeout_ms"] = timeout
-    user = value.get("user")
-    if isinstance(user, str):
-        action["user"] = user
-    return action
+
+    def itemAdded(self, outputIndex: int, item: dict[str, Any]) -> Any:
+        """
+        An item opened.
+
+        @return: a handle, opaque to the machine, passed back with the item's
+            deltas and its C{done}.
+        """
+
+    def delta(self, handle: Any, text: str) -> None:
+        """
+        More text of an open item: summary text, message text, function call
+        arguments or custom tool input (the item's type says which).
+        """
+
+    def itemDone(self, handle: Any, item: dict[str, Any]) -> None:
+        """
+        An item closed; C{item} is final and belongs to the response's output.
+        """
+
+    def awaitingTail(self) -> None:
+        """
+        A C{finish_reason} arrived; open items are closed and the terminal event
+        now waits for the usage chunk, C{[DONE]} or the end of the stream.
+        """
+
+    def terminal(
+        self,
+        status: str,
+        usage: dict[str, Any] | None,
+        error: dict[str, Any] | None,
+        incompleteDetails: dict[str, Any] | None,
+    ) -> None:
+        """
+        The response is over: C{completed}, C{incomplete} or C{failed}. Nothing
+        follows.
+        """
 
 
-def _eventHead(eventType: str) -> bytes:
+class ContentFilter(Protocol):
     """
-    The constant start of a serialised event, up to its sequence number.
+    A filter on the reply's text after the C{<think>} filter (bridge-spec.md section
+    6: tool calls written as text). It returns pieces: text (a C{str}, or an object
+    with C{text}) goes to the message; an object with C{name} (the chat-side function
+    name), C{arguments} (a JSON object string) and C{format} (for the log) becomes a
+    whole tool call item.
     """
-    return b'event: %s\ndata: {"type":"%s","sequence_number":' % (
-        eventType.encode(),
-        eventType.encode(),
-    )
 
+    def feed(self, text: str) -> list[Any]:
+        """
+        More text; returns what is known so far (text may be held back).
+        """
 
-_HEAD_TEXT_DELTA = _eventHead("response.output_text.delta")
-_TAIL_TEXT_DELTA = b',"logprobs":[]}\n\n'
-_HEAD_SUMMARY_DELTA = _eventHead("response.reasoning_summary_text.delta")
-_HEAD_ARGS_DELTA = _eventHead("response.function_call_arguments.delta")
-_HEAD_INPUT_DELTA = _eventHead("response.custom_tool_call_input.delta")
-_HEAD_IN_PROGRESS = _eventHead("response.in_progress")
-_TAIL = b"}\n\n"
+    def finish(self) -> list[Any]:
+        """
+        Release everything held. Called when the text is interrupted (structured
+        tool calls arrive) or ends; the filter must accept more text afterwards.
+        """
 
 
 class _TextItem:
     """
-    An open reasoning or message item: its id, index and text so far.
+    An open reasoning or message item: its id, index, text so far, sink handle.
     """
 
-    __slots__ = ("itemId", "outputIndex", "parts", "middle", "held")
+    __slots__ = ("itemId", "outputIndex", "parts", "handle")
 
-    def __init__(self, itemId: str, outputIndex: int, middle: bytes) -> None:
+    def __init__(self, itemId: str, outputIndex: int, handle: object) -> None:
         self.itemId = itemId
         self.outputIndex = outputIndex
         self.parts: list[str] = []
-        self.middle = middle
-        self.held = ""
+        self.handle = handle
 
 
-class _Call:
+class ReplyMachine:
     """
-    One upstream tool call, from its first chunk until its item closes.
-    """
+    The items of one chat reply, streamed or whole, reported to a sink.
 
-    __slots__ = (
-        "chatIndex",
-        "upstreamId",
-        "name",
-        "parts",
-        "kind",
-        "itemId",
-        "callId",
-        "outputIndex",
-        "middle",
-        "item",
-        "inputMode",
-        "inputPending",
-        "inputSent",
-        "held",
-    )
-
-    def __init__(self, chatIndex: int | None, upstreamId: str | None) -> None:
-        self.chatIndex = chatIndex
-        self.upstreamId = upstreamId
-        self.name: str | None = None
-        self.parts: list[str] = []
-        self.kind = ""
-        self.itemId = ""
-        self.callId = ""
-        self.outputIndex = -1
-        self.middle = b""
-        self.item: dict[str, Any] = {}
-        self.inputMode = _CI_UNDECIDED
-        self.inputPending = ""
-        self.inputSent: list[str] = []
-        self.held = ""
-
-
-class ResponsesStream:
-    """
-    Turn one chat completion (streamed or whole) into Responses SSE events.
-
-    Drive it as: L{start} once when the upstream answered 2xx; L{feedData}
-    for each upstream SSE event's data (or L{feedCompletion} for a whole JSON
-    completion); L{keepAlive} after each 15 s of upstream silence; L{end} at
-    upstream EOF, or when L{awaitingTail} has been true for 5 s; L{fail} for
-    timeouts, overlong lines and resets. Every call returns the bytes to write
-    (possibly empty). Once L{done} is true the response is over: close it.
-
-    @ivar responseId: the C{resp_...} id of this response.
-    @ivar createdAt: the C{created_at} of this response.
+    @ivar done: the terminal status has been reported; further input is ignored.
+    @ivar healed: the formats of the tool calls found written as text, for the glue's one
+        log line per response.
     """
 
     def __init__(
         self,
         context: BridgeContext,
-        *,
-        responseId: str | None = None,
-        createdAt: int | None = None,
-        idFactory: Callable[[str], str] | None = None,
+        sink: ReplySink,
+        newId: Callable[[str], str],
+        contentFilter: ContentFilter | None = None,
     ) -> None:
         """
-        @param context: the request's facts (model, tool names, echoed fields).
-        @param responseId: the response id; generated when L{None}.
-        @param createdAt: the C{created_at} time; now when L{None}.
-        @param idFactory: called with C{"resp"}, C{"msg"}, C{"rs"}, C{"fc"},
-            C{"ctc"}, C{"lsc"} or C{"call"}, returns a whole id; defaults to
-            the kind, C{"_"} and 32 random hex digits.
+        @param context: the request's facts; its C{tools} map chat names back.
+        @param sink: receives every happening.
+        @param newId: makes item and call ids from a kind (C{"msg"}, C{"rs"}...).
+        @param contentFilter: an optional filter on the text after the C{<think>}
+            filter; the healer of bridge-spec.md section 6 plugs in here.
         """
-        self._context = context
         self._tools = context.tools
-        self._newId = idFactory if idFactory is not None else _randomId
-        self.responseId = responseId if responseId is not None else self._newId("resp")
-        self.createdAt = int(time.time()) if createdAt is None else createdAt
-        self._seq = 0
-        self._started = False
-        self._done = False
+        self._sink = sink
+        self._newId = newId
+        self._filter = contentFilter
+        self.done = False
         self._phase = _NONE
         self._reasoning: _TextItem | None = None
         self._message: _TextItem | None = None
-        self._calls: list[_Call] = []
-        self._callsByIndex: dict[int, _Call] = {}
-        self._callsById: dict[str, _Call] = {}
+        self._calls = CallTable()
         self._callIds: set[str] = set()
         self._nextOutputIndex = 0
-        self._output: list[dict[str, Any]] = []
         self._finishReason: str | None = None
         self._usage: dict[str, Any] | None = None
         self._think = _THINK_START
@@ -441,353 +228,147 @@ class ResponsesStream:
         self._pendingReasoningSpace = ""
         self._stripLeading = False
         self._badPayloads = 0
-        self._final: dict[str, Any] | None = None
-        self._inProgressJson: bytes | None = None
+        self._sawData = False
+        self.healed: list[str] = []
 
-    # -- public state ------------------------------------------------------
+    # -- input ---------------------------------------------------------------------
 
-    @property
-    def done(self) -> bool:
+    def feedPayload(self, payload: bytes) -> None:
         """
-        Whether the terminal event has been produced (further calls return C{b""}).
+        One upstream SSE event's data (its C{data:} lines joined by C{\\n}),
+        possibly C{b"[DONE]"}.
         """
-        return self._done
-
-    @property
-    def awaitingTail(self) -> bool:
-        """
-        Whether a C{finish_reason} arrived and the terminal event now waits for
-        the usage chunk, C{[DONE]} or EOF (the glue waits at most 5 s, then
-        calls L{end}).
-        """
-        return self._finishReason is not None and not self._done
-
-    @property
-    def response(self) -> dict[str, Any] | None:
-        """
-        The response object of the terminal event, or L{None} before it.
-        """
-        return self._final
-
-    @property
-    def finishReason(self) -> str | None:
-        """
-        The upstream's first C{finish_reason}, as sent.
-        """
-        return self._finishReason
-
-    # -- public driving ----------------------------------------------------
-
-    def start(self) -> bytes:
-        """
-        The opening events: C{response.created} and C{response.in_progress}.
-
-        Feeding data before calling this starts the stream implicitly.
-        """
-        if self._started or self._done:
-            return b""
-        self._started = True
-        created = self._event(
-            "response.created", {"response": self._responseObject("in_progress", [])}
-        )
-        return created + self._inProgress()
-
-    def keepAlive(self) -> bytes:
-        """
-        A C{response.in_progress} event, for upstream silence (Codex's idle
-        timer counts real events only, not SSE comments).
-        """
-        if self._done:
-            return b""
-        if not self._started:
-            return self.start()
-        return self._inProgress()
-
-    def feedData(self, data: bytes) -> bytes:
-        """
-        Convert one upstream SSE event.
-
-        @param data: the event's data (its C{data:} lines joined by C{\\n}),
-            possibly C{b"[DONE]"}.
-        @return: serialised events, possibly C{b""}.
-        """
-        if self._done:
-            return b""
-        if data == b"[DONE]":
-            return self._upstreamDone()
-        try:
-            chunk = _decode(data.decode("utf-8"))
-        except ValueError:
-            return self._unparsable(data)
-        if type(chunk) is not dict:
-            return self._unparsable(data)
+        if self.done:
+            return
+        if payload == b"[DONE]":
+            self.end()
+            return
+        self._sawData = True
+        parts = readPayload(payload)
+        if parts is None:
+            self._oddPayload(payload)
+            return
         self._badPayloads = 0
-        return self.feedChunk(chunk)
+        delta, finishReason, usage, failure = parts
+        if finishReason is None and usage is None and failure is None:
+            # Most chunks: one delta.
+            if delta is not None:
+                self._delta(delta)
+            return
+        self._apply(delta, finishReason, usage, failure)
 
-    def feedChunk(self, chunk: Mapping[str, Any]) -> bytes:
+    def feedCompletion(self, completion: object) -> None:
         """
-        Convert one parsed C{chat.completion.chunk}.
-
-        @param chunk: the chunk; an C{{"error": ...}} object fails the stream.
-        @return: serialised events, possibly C{b""}.
+        A whole chat completion: every item, then the terminal status.
         """
-        if self._done:
-            return b""
-        out: list[bytes] = [] if self._started else [self.start()]
-        error = chunk.get("error")
-        if not error and chunk.get("object") == "error":
-            error = _topLevelError(chunk)
-        if error:
-            code, message = mapStreamError(error)
-            self._failed(code, message, out)
-            return b"".join(out)
-        usage = chunk.get("usage")
-        choices = chunk.get("choices")
-        if choices and type(choices) is list:
-            choice = choices[0]
-            if len(choices) > 1:
-                choice = _firstChoice(choices)
-            if type(choice) is dict:
-                delta = choice.get("delta")
-                if delta is None:
-                    delta = choice.get("message")
-                if delta and type(delta) is dict:
-                    self._delta(delta, out)
-                finishReason = choice.get("finish_reason")
-                if finishReason and not self._done:
-                    self._finish(finishReason, out)
-                if not usage:
-                    usage = choice.get("usage")
-        if usage and not self._done:
-            mapped = mapUsage(usage)
-            if mapped is not None:
-                self._usage = mapped
-                if self._finishReason is not None:
-                    self._terminal(out)
-        return b"".join(out)
+        if self.done:
+            return
+        self._sawData = True
+        self._apply(*completionParts(completion))
+        if not self.done:
+            self.end()
 
-    def feedCompletion(self, completion: Mapping[str, Any]) -> bytes:
+    def end(self) -> None:
         """
-        Convert a whole chat completion (C{stream: false}, or a 2xx JSON reply
-        to a streaming request) into the complete event sequence.
-
-        A missing C{finish_reason} counts as C{stop} here: the reply is whole.
-
-        @return: every event, ending with the terminal one.
+        The reply ended (C{[DONE]}, EOF, or the wait for the tail ran out): the
+        terminal status per the C{finish_reason}, or failed when none came.
         """
-        if self._done:
-            return b""
-        out: list[bytes] = [] if self._started else [self.start()]
-        if not isinstance(completion, Mapping):
-            self._failed("server_error", "upstream reply is not a JSON object", out)
-            return b"".join(out)
-        error = completion.get("error") or _topLevelError(completion)
-        if error:
-            code, message = mapStreamError(error)
-            self._failed(code, message, out)
-            return b"".join(out)
-        choices = completion.get("choices")
-        choice = _firstChoice(choices) if isinstance(choices, list) else None
-        if not isinstance(choice, Mapping):
-            self._failed("server_error", "upstream completion has no choices", out)
-            return b"".join(out)
-        message = choice.get("message")
-        if not isinstance(message, Mapping):
-            message = choice.get("delta")
-        delta: dict[str, Any] = {}
-        if isinstance(message, Mapping):
-            delta = {key: value for key, value in message.items() if key != "tool_calls"}
-            toolCalls = message.get("tool_calls")
-            if isinstance(toolCalls, list):
-                delta["tool_calls"] = [
-                    {**call, "index": position}
-                    if isinstance(call, Mapping) and type(call.get("index")) is not int
-                    else call
-                    for position, call in enumerate(toolCalls)
-                ]
-        chunk = {
-            "choices": [
-                {"index": 0, "delta": delta, "finish_reason": choice.get("finish_reason") or "stop"}
-            ],
-            "usage": completion.get("usage") or choice.get("usage"),
-        }
-        out.append(self.feedChunk(chunk))
-        if not self._done:
-            out.append(self.end())
-        return b"".join(out)
-
-    def end(self) -> bytes:
-        """
-        The upstream stream ended (EOF, or the 5 s wait after C{finish_reason}).
-
-        @return: the terminal event: per the C{finish_reason}, or
-            C{response.failed} (C{server_error}) when none arrived.
-        """
-        if self._done:
-            return b""
-        out: list[bytes] = [] if self._started else [self.start()]
+        if self.done:
+            return
         if self._finishReason is not None:
-            self._terminal(out)
-        else:
+            self._terminal()
+        elif self._sawData:
             self._failed(
                 "server_error",
                 "upstream stream ended before a finish_reason (the reply was cut off)",
-                out,
             )
-        return b"".join(out)
+        else:
+            self._failed("server_error", "upstream closed the stream without sending any data")
 
-    def fail(self, code: str, message: str) -> bytes:
+    def fail(self, code: str, message: str) -> None:
         """
-        Abort now with C{response.failed}; open items stay unclosed.
+        Fail now; open items stay open (never dispatched).
+        """
+        if not self.done:
+            self._failed(code, message)
 
-        @param code: the C{error.code}, e.g. C{server_error}.
-        @param message: the C{error.message}.
-        """
-        if self._done:
-            return b""
-        out: list[bytes] = [] if self._started else [self.start()]
-        self._failed(code, message, out)
-        return b"".join(out)
-
-    # -- serialisation -----------------------------------------------------
-
-    def _event(self, eventType: str, fields: dict[str, Any]) -> bytes:
-        """
-        Serialise one event with the next sequence number.
-        """
-        seq = self._seq
-        self._seq = seq + 1
-        body = {"type": eventType, "sequence_number": seq}
-        body.update(fields)
-        return b"event: " + eventType.encode() + b"\ndata: " + _dumps(body) + b"\n\n"
-
-    def _inProgress(self) -> bytes:
-        """
-        A C{response.in_progress} event from a response object serialised once.
-        """
-        if self._inProgressJson is None:
-            self._inProgressJson = _dumps(self._responseObject("in_progress", []))
-        seq = self._seq
-        self._seq = seq + 1
-        return b'%s%d,"response":%s%s' % (_HEAD_IN_PROGRESS, seq, self._inProgressJson, _TAIL)
-
-    def _responseObject(
+    def _apply(
         self,
-        status: str,
-        output: list[dict[str, Any]],
-        usage: dict[str, Any] | None = None,
-        error: dict[str, Any] | None = None,
-        incompleteDetails: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+        delta: dict[str, Any] | None,
+        finishReason: object,
+        usage: dict[str, Any] | None,
+        failure: tuple[str, str] | None,
+    ) -> None:
         """
-        A whole Responses object with the request's echoed fields.
+        What one chunk says (see L{responses_proxy.bridge.chunks.ChunkParts}).
         """
-        echo = self._context.echo
-        response: dict[str, Any] = {
-            "id": self.responseId,
-            "object": "response",
-            "created_at": self.createdAt,
-            "status": status,
-            "error": error,
-            "incomplete_details": incompleteDetails,
-            "model": self._context.model,
-            "output": output,
-            "parallel_tool_calls": True,
-            "tool_choice": "auto",
-            "tools": [],
-            "usage": usage,
-        }
-        for key, value in echo.items():
-            if key not in _OWN_FIELDS:
-                response[key] = value
-        return response
+        if failure is not None:
+            self._failed(*failure)
+            return
+        if delta is not None:
+            self._delta(delta)
+        if finishReason is not None and not self.done:
+            self._finish(finishReason)
+        if usage is not None and not self.done:
+            self._usage = usage
+            if self._finishReason is not None:
+                self._terminal()
 
-    # -- data handling -----------------------------------------------------
-
-    def _unparsable(self, data: bytes) -> bytes:
+    def _oddPayload(self, payload: bytes) -> None:
         """
-        Handle a payload that is not one JSON object (see the module docstring).
+        A payload that is not one JSON object: what can be read from it counts;
+        sixteen unreadable ones in a row are garbage, not a glitch.
         """
-        text = data.decode("utf-8", "replace").strip()
-        if not text:
-            return b""
-        if text == "[DONE]":
-            return self._upstreamDone()
-        try:
-            value = _decode(text)
-        except ValueError:
-            value = None
-        if type(value) is dict:
+        found = salvagePayload(payload)
+        if found is None:
+            self._badPayloads += 1
+            if self._badPayloads >= MAX_BAD_PAYLOADS:
+                self._failed(
+                    "server_error",
+                    f"upstream sent {self._badPayloads} data payloads in a row that are not JSON",
+                )
+            return
+        if found:
             self._badPayloads = 0
-            return self.feedChunk(value)
-        if "\n" in text and value is None:
-            out: list[bytes] = []
-            found = False
-            for line in text.split("\n"):
-                line = line.strip()
-                if line.startswith("data:"):
-                    line = line[5:].strip()
-                if not line or self._done:
-                    continue
-                if line == "[DONE]":
-                    found = True
-                    out.append(self._upstreamDone())
-                    continue
-                try:
-                    chunk = _decode(line)
-                except ValueError:
-                    continue
-                if type(chunk) is dict:
-                    found = True
-                    out.append(self.feedChunk(chunk))
-            if found:
-                self._badPayloads = 0
-                return b"".join(out)
-        self._badPayloads += 1
-        if self._badPayloads >= _MAX_BAD_PAYLOADS:
-            return self.fail(
-                "server_error",
-                f"upstream sent {self._badPayloads} data payloads in a row that are not JSON",
-            )
-        return b""
+        for chunk in found:
+            if self.done:
+                return
+            if chunk is DONE:
+                self.end()
+            else:
+                self._apply(*chunkParts(chunk))
 
-    def _upstreamDone(self) -> bytes:
+    def _delta(self, delta: dict[str, Any]) -> None:
         """
-        C{[DONE]}: the terminal event now (cut off if no C{finish_reason}).
+        One choice's delta: reasoning, then content, then tool calls. The legacy
+        C{function_call} counts only without C{tool_calls} (llama-cpp-python sends
+        the same call in both).
         """
-        return self.end()
-
-    def _delta(self, delta: dict[str, Any], out: list[bytes]) -> None:
-        """
-        Convert one choice's delta: reasoning, then content, then tool calls.
-        """
-        reasoning = (
-            delta.get("reasoning_content")
-            or delta.get("reasoning")
-            or delta.get("reasoning_details")
-        )
+        get = delta.get
+        reasoning = get("reasoning_content") or get("reasoning") or get("reasoning_details")
         if reasoning:
             if type(reasoning) is not str:
-                reasoning = _reasoningText(reasoning)
+                reasoning = reasoningText(reasoning)
             if reasoning:
-                self._reasoningDelta(reasoning, out)
-        content = delta.get("content")
+                self._reasoningDelta(reasoning)
+        content = get("content")
         if content:
             if type(content) is str:
-                self._contentDelta(content, out)
+                self._contentDelta(content)
             else:
-                self._contentParts(content, out)
-        refusal = delta.get("refusal")
+                self._contentParts(content)
+        refusal = get("refusal")
         if refusal and type(refusal) is str:
-            self._contentDelta(refusal, out)
-        toolCalls = delta.get("tool_calls")
+            self._contentDelta(refusal)
+        toolCalls = get("tool_calls")
         if toolCalls:
-            self._toolCalls(toolCalls if type(toolCalls) is list else [toolCalls], out)
-        functionCall = delta.get("function_call")
+            self._toolCalls(toolCalls if type(toolCalls) is list else [toolCalls])
+            return
+        functionCall = get("function_call")
         if functionCall and type(functionCall) is dict:
-            self._toolCalls([{"function": functionCall}], out)
+            self._toolCalls([{"function": functionCall}])
 
-    def _contentParts(self, parts: object, out: list[bytes]) -> None:
+    def _contentParts(self, parts: object) -> None:
         """
         Content sent as a list of parts (Mistral: text and thinking parts).
         """
@@ -796,23 +377,23 @@ class ResponsesStream:
         for part in parts:
             if type(part) is str:
                 if part:
-                    self._contentDelta(part, out)
+                    self._contentDelta(part)
             elif isinstance(part, Mapping):
                 kind = part.get("type")
                 if kind in ("thinking", "reasoning", "reasoning_text"):
-                    text = _reasoningText(
+                    text = reasoningText(
                         part.get("thinking") or part.get("reasoning") or part.get("text")
                     )
                     if text:
-                        self._reasoningDelta(text, out)
+                        self._reasoningDelta(text)
                 else:
                     text = part.get("text")
                     if text and type(text) is str:
-                        self._contentDelta(text, out)
+                        self._contentDelta(text)
 
-    # -- reasoning and message items ---------------------------------------
+    # -- reasoning and text ----------------------------------------------------------
 
-    def _reasoningDelta(self, text: str, out: list[bytes]) -> None:
+    def _reasoningDelta(self, text: str) -> None:
         """
         Add reasoning text, opening a reasoning item if none is open.
         """
@@ -826,38 +407,37 @@ class ResponsesStream:
             if self._pendingReasoningSpace:
                 text = self._pendingReasoningSpace + text
                 self._pendingReasoningSpace = ""
-            item = self._openReasoning(out)
+            item = self._reasoning = self._openText(
+                _REASONING, "rs", {"type": "reasoning", "summary": []}
+            )
         item.parts.append(text)
-        self._deltaEvent(_HEAD_SUMMARY_DELTA, item, text, _TAIL, out)
+        self._sink.delta(item.handle, text)
 
-    def _deltaEvent(
-        self, head: bytes, item: _TextItem | _Call, text: str, tail: bytes, out: list[bytes]
-    ) -> None:
+    def _contentDelta(self, text: str) -> None:
         """
-        One delta event from its pre-built byte template (the hot path): only the
-        delta is JSON-encoded, with lone surrogates held or replaced.
-        """
-        if item.held:
-            encoded = _surrogateSafe(item, text)
-        else:
-            try:
-                encoded = encode_basestring(text).encode("utf-8")
-            except UnicodeEncodeError:
-                encoded = _surrogateSafe(item, text)
-        if encoded:
-            seq = self._seq
-            self._seq = seq + 1
-            out.append(b"%s%d%s%s%s" % (head, seq, item.middle, encoded, tail))
-
-    def _contentDelta(self, text: str, out: list[bytes]) -> None:
-        """
-        Add assistant text (after leading-C{<think>} filtering), opening a
-        message item on the first text that is not whitespace.
+        Assistant text: through the leading-C{<think>} filter, then the content
+        filter (if any), to the message.
         """
         if self._think != _THINK_OFF:
-            text = self._thinkFilter(text, out)
+            text = self._thinkFilter(text)
             if not text:
                 return
+        if self._filter is not None:
+            self._filtered(self._filter.feed(text))
+            return
+        item = self._message
+        if item is None:
+            self._messageText(text)
+            return
+        # The hot path of _messageText: more text of an open message.
+        item.parts.append(text)
+        self._sink.delta(item.handle, text)
+
+    def _messageText(self, text: str) -> None:
+        """
+        Add message text, opening a message item on the first text that is not
+        whitespace.
+        """
         item = self._message
         if item is None:
             if self._pendingSpace:
@@ -869,11 +449,50 @@ class ResponsesStream:
                 self._pendingSpace = text
                 return
             self._stripLeading = False
-            item = self._openMessage(out)
+            item = self._message = self._openText(
+                _MESSAGE,
+                "msg",
+                {"type": "message", "status": "in_progress", "role": "assistant", "content": []},
+            )
         item.parts.append(text)
-        self._deltaEvent(_HEAD_TEXT_DELTA, item, text, _TAIL_TEXT_DELTA, out)
+        self._sink.delta(item.handle, text)
 
-    def _thinkFilter(self, text: str, out: list[bytes]) -> str:
+    def _filtered(self, pieces: list[Any]) -> None:
+        """
+        The content filter's output: text to the message, calls as whole items.
+        """
+        for piece in pieces:
+            name = getattr(piece, "name", None)
+            if name is None:
+                text = piece if type(piece) is str else piece.text
+                if text:
+                    self._messageText(text)
+            else:
+                if piece.format not in self.healed:
+                    self.healed.append(piece.format)
+                self._textCall(name, piece.arguments)
+
+    def _flushContent(self) -> None:
+        """
+        Release what the content filter holds (the text is interrupted or ends).
+        """
+        if self._filter is not None:
+            self._filtered(self._filter.finish())
+
+    def _textCall(self, name: str, arguments: str) -> None:
+        """
+        A tool call found in the text: what is open closes, then the call is one
+        whole item (added, arguments, done); later text opens a new message.
+        """
+        self._closePhase()
+        call = Call(None, None)
+        call.name = name
+        if arguments:
+            call.parts.append(arguments)
+        self._openCall(call)
+        self._closeCall(call, False)
+
+    def _thinkFilter(self, text: str) -> str:
         """
         Route a leading C{<think>...</think>} in content to reasoning.
 
@@ -902,7 +521,7 @@ class ResponsesStream:
             self._think = _THINK_OFF
             self._thinkHeld = ""
             if end:
-                self._reasoningDelta(held[:end], out)
+                self._reasoningDelta(held[:end])
             self._stripLeading = True
             return held[end + len(_CLOSE_TAG) :]
         keep = _heldTagPrefix(held, _CLOSE_TAG)
@@ -912,10 +531,10 @@ class ResponsesStream:
         else:
             self._thinkHeld = ""
         if held:
-            self._reasoningDelta(held, out)
+            self._reasoningDelta(held)
         return ""
 
-    def _flushThink(self, out: list[bytes]) -> None:
+    def _flushThink(self) -> None:
         """
         Release text held while looking for a C{<think>} tag, and stop looking.
         """
@@ -926,9 +545,11 @@ class ResponsesStream:
         if not held:
             return
         if state == _THINK_INSIDE:
-            self._reasoningDelta(held, out)
+            self._reasoningDelta(held)
         else:
-            self._contentDelta(held, out)
+            self._contentDelta(held)
+
+    # -- items -----------------------------------------------------------------------
 
     def _allocate(self) -> int:
         """
@@ -938,87 +559,19 @@ class ResponsesStream:
         self._nextOutputIndex = index + 1
         return index
 
-    def _openReasoning(self, out: list[bytes]) -> _TextItem:
+    def _openText(self, phase: int, kind: str, fields: dict[str, Any]) -> _TextItem:
         """
-        Close what is open and start a reasoning item.
+        Close what is open and start a reasoning or message item.
         """
-        self._closePhase(out)
-        itemId = self._newId("rs")
+        self._closePhase()
+        itemId = self._newId(kind)
         index = self._allocate()
-        item = _TextItem(
-            itemId,
-            index,
-            b',"item_id":%s,"output_index":%d,"summary_index":0,"delta":'
-            % (_jsonString(itemId), index),
-        )
-        self._phase = _REASONING
-        self._reasoning = item
-        out.append(
-            self._event(
-                "response.output_item.added",
-                {"output_index": index, "item": {"id": itemId, "type": "reasoning", "summary": []}},
-            )
-        )
-        out.append(
-            self._event(
-                "response.reasoning_summary_part.added",
-                {
-                    "item_id": itemId,
-                    "output_index": index,
-                    "summary_index": 0,
-                    "part": {"type": "summary_text", "text": ""},
-                },
-            )
-        )
-        return item
+        self._phase = phase
+        return _TextItem(itemId, index, self._sink.itemAdded(index, {"id": itemId, **fields}))
 
-    def _openMessage(self, out: list[bytes]) -> _TextItem:
+    def _closePhase(self, truncated: bool = False) -> None:
         """
-        Close what is open and start an assistant message item.
-        """
-        self._closePhase(out)
-        itemId = self._newId("msg")
-        index = self._allocate()
-        item = _TextItem(
-            itemId,
-            index,
-            b',"item_id":%s,"output_index":%d,"content_index":0,"delta":'
-            % (_jsonString(itemId), index),
-        )
-        self._phase = _MESSAGE
-        self._message = item
-        out.append(
-            self._event(
-                "response.output_item.added",
-                {
-                    "output_index": index,
-                    "item": {
-                        "id": itemId,
-                        "type": "message",
-                        "status": "in_progress",
-                        "role": "assistant",
-                        "content": [],
-                    },
-                },
-            )
-        )
-        out.append(
-            self._event(
-                "response.content_part.added",
-                {
-                    "item_id": itemId,
-                    "output_index": index,
-                    "content_index": 0,
-                    "part": {"type": "output_text", "text": "", "annotations": [], "logprobs": []},
-                },
-            )
-        )
-        return item
-
-    def _closePhase(self, out: list[bytes], truncated: bool = False) -> None:
-        """
-        Send the C{done} events of every open item (the stream moved on, or
-        finished normally).
+        Close every open item (the reply moved on, or finished normally).
 
         @param truncated: the reply stopped on C{length}/C{content_filter}:
             messages close as C{incomplete}, calls whose arguments are not
@@ -1031,126 +584,70 @@ class ResponsesStream:
         self._phase = _NONE
         self._pendingSpace = ""
         if phase == _REASONING:
-            self._closeReasoning(out)
+            self._closeReasoning()
         elif phase == _MESSAGE:
-            self._closeMessage(out, "incomplete" if truncated else "completed")
+            self._closeMessage("incomplete" if truncated else "completed")
         else:
-            self._closeCalls(out, truncated)
+            calls = self._calls.opened()
+            self._calls = CallTable()
+            for call in calls:
+                self._closeCall(call, truncated)
 
-    def _closeReasoning(self, out: list[bytes]) -> None:
+    def _closeReasoning(self) -> None:
         """
-        The C{done} events of the open reasoning item, with the full text and
-        its C{encrypted_content} token (bridge-spec section 3).
+        The reasoning item, with its full text and its C{encrypted_content} token
+        (bridge-spec.md section 3).
         """
         item = self._reasoning
         self._reasoning = None
         if item is None:
             return
-        if item.held:
-            self._flushHeld(_HEAD_SUMMARY_DELTA, item, _TAIL, out)
         text = _wholeText(item.parts)
-        itemId = item.itemId
-        index = item.outputIndex
-        out.append(
-            self._event(
-                "response.reasoning_summary_text.done",
-                {"item_id": itemId, "output_index": index, "summary_index": 0, "text": text},
-            )
-        )
-        out.append(
-            self._event(
-                "response.reasoning_summary_part.done",
-                {
-                    "item_id": itemId,
-                    "output_index": index,
-                    "summary_index": 0,
-                    "part": {"type": "summary_text", "text": text},
-                },
-            )
-        )
         done = {
-            "id": itemId,
+            "id": item.itemId,
             "type": "reasoning",
             "summary": [{"type": "summary_text", "text": text}],
             "encrypted_content": encodeReasoning(text),
         }
-        self._itemDone(index, done, out)
+        self._sink.itemDone(item.handle, done)
 
-    def _closeMessage(self, out: list[bytes], status: str) -> None:
+    def _closeMessage(self, status: str) -> None:
         """
-        The C{done} events of the open message item, with the full text.
+        The message item, with its full text.
         """
         item = self._message
         self._message = None
         if item is None:
             return
-        if item.held:
-            self._flushHeld(_HEAD_TEXT_DELTA, item, _TAIL_TEXT_DELTA, out)
-        text = _wholeText(item.parts)
-        itemId = item.itemId
-        index = item.outputIndex
-        part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
-        out.append(
-            self._event(
-                "response.output_text.done",
-                {
-                    "item_id": itemId,
-                    "output_index": index,
-                    "content_index": 0,
-                    "text": text,
-                    "logprobs": [],
-                },
-            )
-        )
-        out.append(
-            self._event(
-                "response.content_part.done",
-                {"item_id": itemId, "output_index": index, "content_index": 0, "part": part},
-            )
-        )
+        part = {
+            "type": "output_text",
+            "text": _wholeText(item.parts),
+            "annotations": [],
+            "logprobs": [],
+        }
         done = {
-            "id": itemId,
+            "id": item.itemId,
             "type": "message",
             "status": status,
             "role": "assistant",
             "content": [part],
         }
-        self._itemDone(index, done, out)
+        self._sink.itemDone(item.handle, done)
 
-    def _flushHeld(
-        self, head: bytes, item: _TextItem | _Call, tail: bytes, out: list[bytes]
-    ) -> None:
-        """
-        Send a high surrogate held at the end of an item as U+FFFD (no low
-        half came), matching what its C{done} text shows.
-        """
-        item.held = ""
-        seq = self._seq
-        self._seq = seq + 1
-        out.append(b"%s%d%s%s%s" % (head, seq, item.middle, _jsonString("\ufffd"), tail))
+    # -- tool calls ------------------------------------------------------------------
 
-    def _itemDone(self, index: int, item: dict[str, Any], out: list[bytes]) -> None:
+    def _toolCalls(self, entries: list[Any]) -> None:
         """
-        Send C{output_item.done} and record the item for the terminal event.
-        """
-        self._output.append(item)
-        out.append(self._event("response.output_item.done", {"output_index": index, "item": item}))
-
-    # -- tool calls --------------------------------------------------------
-
-    def _toolCalls(self, entries: list[Any], out: list[bytes]) -> None:
-        """
-        Convert the C{tool_calls} entries of one delta.
+        The C{tool_calls} entries of one delta.
         """
         if self._think != _THINK_OFF:
-            self._flushThink(out)
+            self._flushThink()
+        self._flushContent()
         if self._phase != _TOOLS:
-            self._closePhase(out)
+            self._closePhase()
             self._phase = _TOOLS
-            self._calls = []
-            self._callsByIndex = {}
-            self._callsById = {}
-        touched: list[_Call] = []
+            self._calls = CallTable()
+        touched: list[Call] = []
         for entry in entries:
             if not isinstance(entry, Mapping):
                 continue
@@ -1162,72 +659,28 @@ class ResponsesStream:
                 name = None
             arguments = function.get("arguments")
             if arguments is not None and type(arguments) is not str:
-                arguments = _encode(arguments)
+                arguments = jsonText(arguments)
             index = entry.get("index")
             if type(index) is not int:
                 index = None
             upstreamId = entry.get("id")
             if upstreamId is not None and type(upstreamId) is not str:
                 upstreamId = str(upstreamId)
-            call = self._findCall(index, upstreamId or None, name, touched)
+            call = self._calls.find(index, upstreamId or None, name, touched)
             touched.append(call)
             if name is not None and call.name is None:
                 call.name = name
             if arguments:
                 call.parts.append(arguments)
                 if call.outputIndex >= 0:
-                    self._argumentsDelta(call, arguments, out)
+                    self._argumentsDelta(call, arguments)
             if call.outputIndex < 0 and call.name is not None:
-                self._openCall(call, out)
+                self._openCall(call)
 
-    def _findCall(
-        self, index: int | None, upstreamId: str | None, name: str | None, touched: list[_Call]
-    ) -> _Call:
+    def _openCall(self, call: Call) -> None:
         """
-        The call a tool-call entry continues, or a new one (see the module
-        docstring for the rules).
-        """
-        if upstreamId is not None:
-            call = self._callsById.get(upstreamId)
-            if call is not None:
-                return call
-            if index is not None:
-                call = self._callsByIndex.get(index)
-                if call is not None and call.upstreamId is None:
-                    call.upstreamId = upstreamId
-                    self._callsById[upstreamId] = call
-                    return call
-            return self._newCall(index, upstreamId)
-        if index is not None:
-            call = self._callsByIndex.get(index)
-            if call is not None:
-                return call
-            return self._newCall(index, None)
-        if self._calls:
-            last = self._calls[-1]
-            if last not in touched and not (
-                name is not None
-                and last.name is not None
-                and (name != last.name or _isJson("".join(last.parts)))
-            ):
-                return last
-        return self._newCall(None, None)
-
-    def _newCall(self, index: int | None, upstreamId: str | None) -> _Call:
-        """
-        Register a new call under its chat index and upstream id.
-        """
-        call = _Call(index, upstreamId)
-        self._calls.append(call)
-        if index is not None:
-            self._callsByIndex[index] = call
-        if upstreamId is not None:
-            self._callsById[upstreamId] = call
-        return call
-
-    def _openCall(self, call: _Call, out: list[bytes]) -> None:
-        """
-        Send C{output_item.added} for a named call, then the arguments so far.
+        Open a named call's item (its name decides the kind), then send the
+        arguments so far.
         """
         target = self._tools.get(call.name)
         kind = target.kind if target is not None else "function"
@@ -1238,297 +691,299 @@ class ResponsesStream:
         if not callId or callId in self._callIds:
             callId = self._newId("call")
         self._callIds.add(callId)
-        call.callId = callId
         call.outputIndex = index = self._allocate()
         if kind == "custom":
-            call.itemId = self._newId("ctc")
             item: dict[str, Any] = {
-                "id": call.itemId,
+                "id": self._newId("ctc"),
                 "type": "custom_tool_call",
-                "call_id": call.callId,
+                "call_id": callId,
                 "name": name,
                 "input": "",
             }
             if namespace:
                 item["namespace"] = namespace
-            call.middle = b',"item_id":%s,"output_index":%d,"delta":' % (
-                _jsonString(call.itemId),
-                index,
-            )
+            call.input = CustomInput()
         elif kind == "local_shell":
-            call.itemId = self._newId("lsc")
             item = {
-                "id": call.itemId,
+                "id": self._newId("lsc"),
                 "type": "local_shell_call",
                 "status": "in_progress",
-                "call_id": call.callId,
+                "call_id": callId,
                 "action": {"type": "exec", "command": [], "env": {}},
             }
         else:
-            call.itemId = self._newId("fc")
             item = {
-                "id": call.itemId,
+                "id": self._newId("fc"),
                 "type": "function_call",
                 "status": "in_progress",
-                "call_id": call.callId,
+                "call_id": callId,
                 "name": name,
                 "arguments": "",
             }
             if namespace:
                 item["namespace"] = namespace
-            call.middle = b',"item_id":%s,"output_index":%d,"delta":' % (
-                _jsonString(call.itemId),
-                index,
-            )
         call.item = item
-        out.append(self._event("response.output_item.added", {"output_index": index, "item": item}))
+        call.handle = self._sink.itemAdded(index, item)
         for part in call.parts:
-            self._argumentsDelta(call, part, out)
+            self._argumentsDelta(call, part)
 
-    def _argumentsDelta(self, call: _Call, text: str, out: list[bytes]) -> None:
+    def _argumentsDelta(self, call: Call, text: str) -> None:
         """
-        Stream a piece of an open call's arguments in its item's own terms.
+        A piece of an open call's arguments, in its item's own terms.
         """
         kind = call.kind
         if kind == "function":
-            self._deltaEvent(_HEAD_ARGS_DELTA, call, text, _TAIL, out)
+            self._sink.delta(call.handle, text)
         elif kind == "custom":
-            piece = self._customPiece(call, text)
+            assert call.input is not None
+            piece = call.input.piece(text)
             if piece:
-                self._inputDelta(call, piece, out)
+                self._sink.delta(call.handle, piece)
 
-    def _inputDelta(self, call: _Call, piece: str, out: list[bytes]) -> None:
+    def _closeCall(self, call: Call, truncated: bool) -> None:
         """
-        One C{custom_tool_call_input.delta} event.
+        Close one call's item with its whole arguments (or input, or action).
+        When the arguments never arrived, C{"{}"} is sent as one last delta, so
+        the deltas always add up to the C{done} text.
         """
-        call.inputSent.append(piece)
-        seq = self._seq
-        self._seq = seq + 1
-        out.append(b"%s%d%s%s%s" % (_HEAD_INPUT_DELTA, seq, call.middle, _jsonString(piece), _TAIL))
+        raw = _wholeText(call.parts)
+        if truncated and not isJson(raw):
+            return
+        done = dict(call.item)
+        if call.kind == "custom":
+            assert call.input is not None
+            value = _wholeText([call.input.final(raw)])
+            sent = _wholeText(call.input.sent)
+            if value.startswith(sent) and len(value) > len(sent):
+                self._sink.delta(call.handle, value[len(sent) :])
+            done["input"] = value
+        elif call.kind == "local_shell":
+            done["action"] = shellAction(raw)
+            done["status"] = "completed"
+        else:
+            if not raw.strip():
+                self._sink.delta(call.handle, "{}")
+                raw += "{}"
+            done["arguments"] = raw
+            done["status"] = "completed"
+        self._sink.itemDone(call.handle, done)
 
-    def _customPiece(self, call: _Call, text: str) -> str:
-        """
-        The part of a custom tool's input that C{text} (more raw arguments)
-        makes known, decoding C{{"input": "...} incrementally.
-        """
-        mode = call.inputMode
-        if mode == _CI_RAW:
-            return text
-        if mode == _CI_HOLD or mode == _CI_CLOSED:
-            return ""
-        pending = call.inputPending + text
-        if mode == _CI_UNDECIDED:
-            stripped = pending.lstrip()
-            if not stripped:
-                call.inputPending = pending
-                return ""
-            if stripped[0] not in '{"':
-                call.inputMode = _CI_RAW
-                call.inputPending = ""
-                return pending
-            match = _INPUT_HEAD.match(pending)
-            if match is None:
-                if len(pending) < 64 and _INPUT_HEAD_PREFIX.match(pending):
-                    call.inputPending = pending
-                else:
-                    call.inputMode = _CI_HOLD
-                    call.inputPending = ""
-                return ""
-            call.inputMode = _CI_JSON
-            pending = pending[match.end() :]
-        end = _STRING_BODY.match(pending).end()
-        if not pending.startswith('"', end) and _HIGH_SURROGATE_TAIL.search(pending, 0, end):
-            end -= 6
-        body = pending[:end]
-        rest = pending[end:]
-        if rest.startswith('"'):
-            call.inputMode = _CI_CLOSED
-            rest = ""
-        elif len(rest) > 12:
-            call.inputMode = _CI_HOLD
-            rest = ""
-        call.inputPending = rest
-        if not body:
-            return ""
-        try:
-            return _lenientDecode('"' + body + '"')
-        except ValueError:
-            call.inputMode = _CI_HOLD
-            return ""
+    # -- the end ---------------------------------------------------------------------
 
-    def _closeCalls(self, out: list[bytes], truncated: bool) -> None:
-        """
-        The C{done} events of every open call, in C{output_index} order.
-        """
-        calls = sorted(
-            (call for call in self._calls if call.outputIndex >= 0),
-            key=lambda call: call.outputIndex,
-        )
-        self._calls = []
-        self._callsByIndex = {}
-        self._callsById = {}
-        for call in calls:
-            raw = _wholeText(call.parts)
-            if truncated and not _isJson(raw):
-                continue
-            itemId = call.itemId
-            index = call.outputIndex
-            done = dict(call.item)
-            if call.kind == "custom":
-                value = _customInput(raw)
-                if value is None:
-                    # Not JSON. After {"input":"... the decoded string is the input
-                    # (a model that forgot the closing "}); otherwise the raw text.
-                    if call.inputMode in (_CI_JSON, _CI_CLOSED):
-                        value = "".join(call.inputSent)
-                    else:
-                        value = raw
-                value = _wholeText([value])
-                sent = _wholeText(call.inputSent)
-                if value.startswith(sent) and len(value) > len(sent):
-                    self._inputDelta(call, value[len(sent) :], out)
-                out.append(
-                    self._event(
-                        "response.custom_tool_call_input.done",
-                        {"item_id": itemId, "output_index": index, "input": value},
-                    )
-                )
-                done["input"] = value
-            elif call.kind == "local_shell":
-                done["action"] = _shellAction(raw)
-                done["status"] = "completed"
-            else:
-                if call.held:
-                    self._flushHeld(_HEAD_ARGS_DELTA, call, _TAIL, out)
-                if not raw.strip():
-                    self._argumentsDelta(call, "{}", out)
-                    raw += "{}"
-                out.append(
-                    self._event(
-                        "response.function_call_arguments.done",
-                        {"item_id": itemId, "output_index": index, "arguments": raw},
-                    )
-                )
-                done["arguments"] = raw
-                done["status"] = "completed"
-            self._itemDone(index, done, out)
-
-    # -- the end -----------------------------------------------------------
-
-    def _finish(self, reason: object, out: list[bytes]) -> None:
+    def _finish(self, reason: object) -> None:
         """
         Record the first C{finish_reason} and close what is open (the terminal
-        event waits for the usage chunk, C{[DONE]} or EOF).
+        status waits for the usage chunk, C{[DONE]} or EOF).
         """
         if self._finishReason is not None:
             return
         reason = reason if isinstance(reason, str) else "stop"
         self._finishReason = reason
         if reason == "error":
-            self._failed("server_error", 'upstream finished with finish_reason "error"', out)
+            self._failed("server_error", 'upstream finished with finish_reason "error"')
             return
-        self._closeAll(out)
+        self._closeAll()
+        self._sink.awaitingTail()
 
-    def _closeAll(self, out: list[bytes]) -> None:
+    def _closeAll(self) -> None:
         """
         Release held text and close open items per the finish reason.
         """
         if self._think != _THINK_OFF:
-            self._flushThink(out)
-        self._closePhase(out, truncated=_terminalKind(self._finishReason)[0] == "incomplete")
+            self._flushThink()
+        self._flushContent()
+        self._closePhase(truncated=_terminalKind(self._finishReason)[0] == "incomplete")
 
-    def _terminal(self, out: list[bytes]) -> None:
+    def _terminal(self) -> None:
         """
-        The normal terminal event: C{completed} or C{incomplete}.
+        The normal end: C{completed} or C{incomplete}.
         """
-        self._closeAll(out)
+        self._closeAll()
         status, reason = _terminalKind(self._finishReason)
-        details = {"reason": reason} if reason else None
-        response = self._responseObject(status, self._output, self._usage, None, details)
-        self._finalise("response." + status, response, out)
+        self.done = True
+        self._sink.terminal(status, self._usage, None, {"reason": reason} if reason else None)
 
-    def _failed(self, code: str, message: str, out: list[bytes]) -> None:
+    def _failed(self, code: str, message: str) -> None:
         """
-        C{response.failed}: open items are left open (never dispatched).
+        C{failed}: open items are left open (never dispatched).
         """
-        response = self._responseObject(
-            "failed", self._output, self._usage, {"code": code, "message": message}
+        self.done = True
+        self._sink.terminal("failed", self._usage, {"code": code, "message": message}, None)
+
+
+class Step(NamedTuple):
+    """
+    What one upstream payload did to a L{ResponsesStream}.
+
+    A named tuple: one is built per upstream chunk, and a tuple is the cheapest record
+    Python has (an attrs class cost 4 % of the streaming path).
+
+    @ivar events: serialised SSE events to write now (maybe C{b""}).
+    @ivar tailStarted: a C{finish_reason} arrived in this payload and the terminal
+        event now waits for usage, C{[DONE]} or EOF: the glue starts its tail timer
+        and calls L{ResponsesStream.end} when it runs out.
+    @ivar done: the response is over (the terminal event is in C{events}, or was
+        written before): end the client's response.
+    """
+
+    events: bytes
+    tailStarted: bool
+    done: bool
+
+
+_OVER = Step(b"", False, True)
+
+
+class ResponsesStream:
+    """
+    Turn one chat completion (streamed or whole) into Responses SSE events.
+
+    Drive it as: L{start} once when the upstream answered 2xx; L{feed} for each
+    upstream SSE event's data (or L{feedCompletion} for a whole JSON completion);
+    L{keepAlive} after each 15 s of upstream silence; L{end} at upstream EOF, or when
+    the tail wait a L{Step} started runs out; L{fail} for timeouts, overlong lines
+    and resets. Every call returns the bytes to write (possibly empty); any call
+    starts the stream first if L{start} was not called. Once L{done} is true the
+    response is over and every call returns nothing.
+
+    @ivar responseId: the C{resp_...} id of this response.
+    @ivar createdAt: the C{created_at} of this response.
+    """
+
+    def __init__(
+        self,
+        context: BridgeContext,
+        *,
+        responseId: str | None = None,
+        createdAt: int | None = None,
+        idFactory: Callable[[str], str] | None = None,
+    ) -> None:
+        """
+        @param context: the request's facts (model, tool names, echoed fields).
+        @param responseId: the response id; generated when L{None}.
+        @param createdAt: the C{created_at} time; now when L{None}.
+        @param idFactory: called with C{"resp"}, C{"msg"}, C{"rs"}, C{"fc"},
+            C{"ctc"}, C{"lsc"} or C{"call"}, returns a whole id; defaults to
+            L{randomId}.
+        """
+        newId = idFactory if idFactory is not None else randomId
+        self.responseId = responseId if responseId is not None else newId("resp")
+        self.createdAt = int(time.time()) if createdAt is None else createdAt
+        self._writer = EventWriter(ResponseHead(context, self.responseId, self.createdAt))
+        self._machine = ReplyMachine(
+            context, self._writer, newId, healerFor(context.healTextCalls)
         )
-        self._finalise("response.failed", response, out)
 
-    def _finalise(self, eventType: str, response: dict[str, Any], out: list[bytes]) -> None:
+    @property
+    def done(self) -> bool:
         """
-        Emit the one terminal event and stop.
+        Whether the terminal event has been produced.
         """
-        self._done = True
-        self._final = response
-        out.append(self._event(eventType, {"response": response}))
+        return self._machine.done
 
+    @property
+    def healed(self) -> list[str]:
+        """
+        The formats of tool calls found written as text so far (bridge-spec section 6).
+        """
+        return self._machine.healed
 
-_OWN_FIELDS = frozenset(
-    {
-        "id",
-        "object",
-        "created_at",
-        "status",
-        "error",
-        "incomplete_details",
-        "model",
-        "output",
-        "usage",
-    }
-)
+    @property
+    def response(self) -> dict[str, Any] | None:
+        """
+        The response object of the terminal event, or L{None} before it.
+        """
+        return self._writer.response
 
+    def _writerIfLive(self) -> EventWriter | None:
+        """
+        The writer, started, or L{None} once the response is over.
+        """
+        if self._machine.done:
+            return None
+        writer = self._writer
+        if not writer.started:
+            writer.start()
+        return writer
 
-def _topLevelError(chunk: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """
-    The chunk itself when it is an error at the top level (vLLM's C{ErrorResponse}:
-    C{"object": "error"} with C{message}, C{type}, C{code}), else L{None}.
-    """
-    if chunk.get("object") == "error" and "choices" not in chunk:
-        return chunk
-    return None
+    def start(self) -> bytes:
+        """
+        The opening events: C{response.created} and C{response.in_progress}.
+        """
+        if self._writer.started:
+            return b""
+        writer = self._writerIfLive()
+        return writer.take() if writer is not None else b""
 
+    def keepAlive(self) -> bytes:
+        """
+        A C{response.in_progress} event, for upstream silence (Codex's idle
+        timer counts real events only, not SSE comments).
+        """
+        started = self._writer.started
+        writer = self._writerIfLive()
+        if writer is None:
+            return b""
+        if started:
+            writer.inProgress()
+        return writer.take()
 
-def _terminalKind(reason: str | None) -> tuple[str, str | None]:
-    """
-    The terminal status and C{incomplete_details.reason} for a finish reason.
-    """
-    if reason in ("length", "max_tokens"):
-        return "incomplete", "max_output_tokens"
-    if reason == "content_filter":
-        return "incomplete", "content_filter"
-    return "completed", None
+    def feed(self, payload: bytes) -> Step:
+        """
+        Convert one upstream SSE event.
 
+        @param payload: the event's data (its C{data:} lines joined by C{\\n}),
+            possibly C{b"[DONE]"}.
+        """
+        machine = self._machine
+        if machine.done:
+            return _OVER
+        writer = self._writer
+        if not writer.started:
+            writer.start()
+        machine.feedPayload(payload)
+        out = writer.out
+        events = b"".join(out)
+        out.clear()
+        tail = writer.tailStarted
+        if tail:
+            writer.tailStarted = False
+        return Step(events, tail, machine.done)
 
-def _firstChoice(choices: list[Any]) -> Any:
-    """
-    Choice 0 of a list (by its C{index}, else the first entry).
-    """
-    for choice in choices:
-        if isinstance(choice, Mapping) and choice.get("index", 0) in (0, None):
-            return choice
-    return choices[0] if choices else None
+    def feedCompletion(self, completion: object) -> bytes:
+        """
+        A whole chat completion (a 2xx JSON reply to a streaming request): every
+        remaining event, ending with the terminal one. A missing C{finish_reason}
+        counts as C{stop} here: the reply is whole.
+        """
+        writer = self._writerIfLive()
+        if writer is None:
+            return b""
+        self._machine.feedCompletion(completion)
+        return writer.take()
 
+    def end(self) -> bytes:
+        """
+        The upstream stream ended (EOF, or the tail wait ran out).
 
-def completionToResponse(
-    context: BridgeContext,
-    completion: Mapping[str, Any],
-    *,
-    responseId: str | None = None,
-    createdAt: int | None = None,
-    idFactory: Callable[[str], str] | None = None,
-) -> dict[str, Any]:
-    """
-    Convert a whole chat completion (C{stream: false}) to a Responses object.
+        @return: the terminal event: per the C{finish_reason}, or
+            C{response.failed} (C{server_error}) when none arrived.
+        """
+        writer = self._writerIfLive()
+        if writer is None:
+            return b""
+        self._machine.end()
+        return writer.take()
 
-    @return: the same object the terminal event of a stream would carry;
-        C{status} is C{completed}, C{incomplete} or C{failed}.
-    """
-    stream = ResponsesStream(
-        context, responseId=responseId, createdAt=createdAt, idFactory=idFactory
-    )
-    stream.feedCompletion(completion)
-    response = stream.response
-    assert response is not None
-    return response
+    def fail(self, code: str, message: str) -> bytes:
+        """
+        Abort now with C{response.failed}; open items stay unclosed.
+
+        @param code: the C{error.code}, e.g. C{server_error}.
+        @param message: the C{error.message}.
+        """
+        writer = self._writerIfLive()
+        if writer is None:
+            return b""
+        self._machine.fail(code, message)
+        return writer.take()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable
+from typing import Any
 
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.logger import Logger
@@ -26,6 +27,11 @@ from twisted.web.iweb import IRequest, IResponse
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
+from responses_proxy.bridge.completion import (
+    chunksToResponse,
+    completionToResponse,
+    failedResponse,
+)
 from responses_proxy.bridge.errors import mapUpstreamError
 from responses_proxy.bridge.profiles import DEFAULT_PROFILE, Profile
 from responses_proxy.bridge.request import (
@@ -34,6 +40,14 @@ from responses_proxy.bridge.request import (
     convertRequest,
     parseRequestBody,
 )
+from responses_proxy.bridge.state import (
+    Found,
+    References,
+    ResolvedRequest,
+    recordFor,
+    referencesIn,
+    resolve,
+)
 from responses_proxy.bridge.stream import ResponsesStream
 from responses_proxy.headers import bridgeRequestHeaders, bridgeResponseHeaders
 from responses_proxy.replies import encodeJSON, errorBody
@@ -41,6 +55,7 @@ from responses_proxy.sse import SSELineTooLong, SSEParser
 from responses_proxy.web.bodies import BodyTooLarge, CollectBody, SniffedBody, SSEBody
 from responses_proxy.web.exchange import Upstream, UpstreamExchange, requestBody
 from responses_proxy.web.front import internalError
+from responses_proxy.web.store import IResponseStore
 
 _log = Logger(namespace="responses_proxy")
 
@@ -74,51 +89,103 @@ class _Bridge:
     One bridged request.
     """
 
-    def __init__(self, exchange: UpstreamExchange, profile: Profile) -> None:
+    def __init__(
+        self, exchange: UpstreamExchange, profile: Profile, store: IResponseStore
+    ) -> None:
         self._exchange = exchange
         self._profile = profile
+        self._store = store
+        self._resolved: ResolvedRequest | None = None
         clock, limits = exchange.clock, exchange.limits
         self._conversion: ChatConversion | None = None
         self._stream: ResponsesStream | None = None
         self._finished = False
         self._keepAlive = clock.deadline(limits.keepAliveInterval, self._keepAliveDue)
         self._silence = clock.deadline(limits.streamIdleTimeout, self._silenceDue)
+        self._noData = clock.deadline(limits.streamDataTimeout, self._noDataDue)
         self._tail = clock.deadline(limits.tailWait, self._tailDue)
         self._drain = clock.deadline(_DRAIN_SECONDS, exchange.stopUpstream)
         exchange.whenClientGone(self._stopTimers)
 
     def _stopTimers(self) -> None:
-        for deadline in (self._keepAlive, self._silence, self._tail, self._drain):
+        for deadline in (self._keepAlive, self._silence, self._noData, self._tail, self._drain):
             deadline.cancel()
 
     # -- request ---------------------------------------------------------------------------
 
     def start(self) -> None:
+        """
+        Parse the request and look up the stored state it refers to, if any.
+        """
         exchange = self._exchange
-        request, upstream = exchange.request, exchange.upstream
-        headers = list(request.requestHeaders.getAllRawHeaders())
-        raw = requestBody(request).read()
+        raw = requestBody(exchange.request).read()
         try:
-            conversion = convertRequest(parseRequestBody(raw), self._profile)
+            request = parseRequestBody(raw)
+            references = referencesIn(request)
         except BridgeRequestError as e:
-            _log.info("bridge refused the request: {message}", message=e.message)
-            if exchange.dump is not None:
-                exchange.dump.writeRequest(request.method, request.uri, headers, raw, upstream.url)
-            self._finished = True
-            exchange.sendError(400, encodeJSON(e.errorBody()))
-            exchange.finishDump("bad_request")
+            self._refuse(raw, e)
+            return
+        if not references.needsLookup():
+            self._convert(raw, request, references, Found())
+            return
+        d = self._store.load(references)
+        d.addCallbacks(
+            lambda found: self._convert(raw, request, references, found),
+            lambda failure: self._storeFailed(raw, failure),
+        ).addErrback(self._bug)
+
+    def _refuse(self, raw: bytes, error: BridgeRequestError) -> None:
+        exchange = self._exchange
+        request = exchange.request
+        _log.info("bridge refused the request: {message}", message=error.message)
+        if exchange.dump is not None:
+            exchange.dump.writeRequest(
+                request.method,
+                request.uri,
+                list(request.requestHeaders.getAllRawHeaders()),
+                raw,
+                exchange.upstream.url,
+            )
+        self._finished = True
+        exchange.sendError(400, encodeJSON(error.errorBody()))
+        exchange.finishDump("bad_request")
+
+    def _storeFailed(self, raw: bytes, failure: Failure) -> None:
+        """
+        The store could not answer (never reported as "not found": that would be a lie).
+        """
+        _log.failure("the response store failed", failure=failure)
+        if self._exchange.clientGone:
+            return
+        self._answerError(500, "the bridge's response store failed", "server_error")
+
+    def _convert(
+        self, raw: bytes, request: dict[str, Any], references: References, found: Found
+    ) -> None:
+        exchange = self._exchange
+        if exchange.clientGone:
+            return
+        try:
+            resolved = resolve(request, references, found)
+            conversion = convertRequest(resolved.body, self._profile, resolved=True)
+        except BridgeRequestError as e:
+            self._refuse(raw, e)
             return
         for note in conversion.dropped:
             _log.debug("bridge dropped {note}", note=note)
+        self._resolved = resolved
         self._conversion = conversion
+        request_ = exchange.request
+        upstream = exchange.upstream
+        headers = list(request_.requestHeaders.getAllRawHeaders())
         body = encodeJSON(conversion.body)
         pairs = bridgeRequestHeaders(
             headers, upstream.authorization.value, conversion.context.stream
         )
         if exchange.dump is not None:
             exchange.dump.writeRequest(
-                request.method,
-                request.uri,
+                request_.method,
+                request_.uri,
                 headers,
                 raw,
                 upstream.url,
@@ -127,6 +194,19 @@ class _Bridge:
             )
         d = exchange.send(pairs, upstream.client.bodyProducer(io.BytesIO(body)))
         d.addCallback(self._gotResponse).addErrback(self._bug)
+
+    def _keep(self, response: dict[str, Any] | None) -> None:
+        """
+        Store a finished response (when its request allows it) for later
+        C{previous_response_id} and C{item_reference} lookups.
+        """
+        if response is None or self._resolved is None:
+            return
+        record = recordFor(self._resolved, response, self._exchange.redactor.redact)
+        if record is not None:
+            self._store.save(record).addErrback(
+                lambda f: _log.failure("could not store a response", failure=f)
+            )
 
     # -- response --------------------------------------------------------------------------
 
@@ -151,6 +231,7 @@ class _Bridge:
         self._write(self._stream.start())
         self._keepAlive.start()
         self._silence.start()
+        self._noData.start()
         if _isEventStream(response):
             response.deliverBody(self._streamBody())
         else:
@@ -196,7 +277,7 @@ class _Bridge:
         A protocol reading a whole bounded body, then calling C{then} with it; its bytes
         count as upstream activity for the silence limit.
         """
-        collector = CollectBody(MAX_JSON_BODY, started, self._bodyBytes)
+        collector = CollectBody(MAX_JSON_BODY, started, self._upstreamBytes)
         collector.finished.addBoth(self._collected)
         collector.finished.addCallbacks(then, self._collectFailed).addErrback(self._bug)
         return collector
@@ -224,6 +305,20 @@ class _Bridge:
             504,
             f"the upstream sent nothing for {limit:.0f} seconds in the middle of its reply",
             "upstream_timeout",
+        )
+
+    def _noDataDue(self) -> None:
+        stream = self._stream
+        if self._finished or self._exchange.clientGone or stream is None:
+            return
+        limit = self._noData.seconds
+        _log.info("upstream sent no data for {seconds:.0f} s; giving up on it", seconds=limit)
+        self._exchange.stopUpstream()
+        self._endStream(
+            stream.fail(
+                "server_error",
+                f"the upstream sent only keep-alive comments, no data, for {limit:.0f} seconds",
+            )
         )
 
     def _answerError(self, status: int, message: str, code: str) -> None:
@@ -268,10 +363,14 @@ class _Bridge:
         if exchange.clientGone:
             return
         assert self._conversion is not None
-        stream = ResponsesStream(self._conversion.context)
+        context = self._conversion.context
+        healed: list[str] = []
         if _isEventStream(response) or _looksLikeSSE(body):
-            _feedWholeSSE(stream, body)
-            stream.end()
+            payloads = _ssePayloads(body)
+            if payloads is None:
+                document = failedResponse(context, "server_error", _LINE_TOO_LONG)
+            else:
+                document = chunksToResponse(context, payloads, healed=healed)
         else:
             try:
                 completion = json.loads(body)
@@ -282,8 +381,10 @@ class _Bridge:
                     502, "upstream reply is not a JSON chat completion", "upstream_error"
                 )
                 return
-            stream.feedCompletion(completion)
-        payload = exchange.redactor.redact(encodeJSON(stream.response or {}))
+            document = completionToResponse(context, completion, healed=healed)
+        _logHealed(healed)
+        self._keep(document)
+        payload = exchange.redactor.redact(encodeJSON(document))
         if exchange.dump is not None:
             exchange.dump.clientData(payload)
         self._finished = True
@@ -318,28 +419,25 @@ class _Bridge:
     # -- the streaming path ----------------------------------------------------------------
 
     def _upstreamBytes(self, data: bytes) -> None:
-        if self._exchange.dump is not None:
-            self._exchange.dump.upstreamData(data)
-
-    def _bodyBytes(self, data: bytes) -> None:
         """
-        Bytes of a body read whole: the upstream is not silent.
+        Any bytes of the stream, comments included: llama.cpp servers send only C{: ping}
+        while they evaluate a long prompt, and that is life, not silence.
         """
         self._silence.touch()
-        self._upstreamBytes(data)
+        if self._exchange.dump is not None:
+            self._exchange.dump.upstreamData(data)
 
     def _streamData(self, payload: bytes) -> None:
         stream = self._stream
         if stream is None or stream.done or self._exchange.clientGone:
             return
-        self._silence.touch()
-        tail = stream.awaitingTail
-        out = stream.feedData(payload)
-        if out:
-            self._write(out)
-        if stream.done:
+        self._noData.touch()
+        step = stream.feed(payload)
+        if step.events:
+            self._write(step.events)
+        if step.done:
             self._endStream(b"", drain=True)
-        elif stream.awaitingTail and not tail:
+        elif step.tailStarted:
             self._tail.start()
 
     def _streamEnded(self, _: None) -> None:
@@ -357,7 +455,7 @@ class _Bridge:
         if stream is None or self._exchange.clientGone or stream.done:
             return
         if failure.check(SSELineTooLong):
-            out = stream.fail("server_error", "the upstream sent an SSE line over the size limit")
+            out = stream.fail("server_error", _LINE_TOO_LONG)
         elif not failure.check(ResponseFailed, ConnectionLost, ConnectionDone):
             self._bug(failure)
             return
@@ -411,6 +509,9 @@ class _Bridge:
         self._write(last)
         self._finished = True
         self._stopTimers()
+        if self._stream is not None:
+            _logHealed(self._stream.healed)
+            self._keep(self._stream.response)
         if drain:
             exchange.drainBody()
             self._drain.start()
@@ -422,16 +523,40 @@ class _Bridge:
         exchange.finish()
 
 
-def _feedWholeSSE(stream: ResponsesStream, body: bytes) -> bytes:
+_LINE_TOO_LONG = "the upstream sent an SSE line over the size limit"
+
+
+def _logHealed(formats: list[str]) -> None:
     """
-    Feed an SSE body that was read whole; returns the events produced.
+    One line per response that had tool calls written as text (bridge-spec section 6).
+    """
+    if formats:
+        _log.info(
+            "bridge turned tool calls written as text into calls ({formats})",
+            formats=", ".join(formats),
+        )
+
+
+def _ssePayloads(body: bytes) -> list[bytes] | None:
+    """
+    The data payloads of an SSE body read whole, or L{None} if a line is too long.
     """
     parser = SSEParser()
     try:
-        payloads = parser.feed(body) + parser.close()
+        return parser.feed(body) + parser.close()
     except SSELineTooLong:
-        return stream.fail("server_error", "the upstream sent an SSE line over the size limit")
-    return b"".join(stream.feedData(payload) for payload in payloads)
+        return None
+
+
+def _feedWholeSSE(stream: ResponsesStream, body: bytes) -> bytes:
+    """
+    Feed an SSE body that was read whole (a 2xx reply to a streaming request, mislabelled);
+    returns the events produced.
+    """
+    payloads = _ssePayloads(body)
+    if payloads is None:
+        return stream.fail("server_error", _LINE_TOO_LONG)
+    return b"".join(stream.feed(payload).events for payload in payloads)
 
 
 class BridgeLeaf(Resource):
@@ -441,15 +566,20 @@ class BridgeLeaf(Resource):
 
     isLeaf = True
 
-    def __init__(self, upstream: Upstream, profile: Profile = DEFAULT_PROFILE) -> None:
+    def __init__(
+        self, upstream: Upstream, store: IResponseStore, profile: Profile = DEFAULT_PROFILE
+    ) -> None:
         """
+        @param store: where responses are kept for C{previous_response_id} and
+            C{item_reference} (bridge-spec section 5).
         @param profile: what is known about the upstream's quirks (its host's profile, or
             C{--provider-config}).
         """
         super().__init__()
         self._upstream = upstream
+        self._store = store
         self._profile = profile
 
     def render(self, request: IRequest) -> int:
-        _Bridge(self._upstream.open(request), self._profile).start()
+        _Bridge(self._upstream.open(request), self._profile, self._store).start()
         return NOT_DONE_YET

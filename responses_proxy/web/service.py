@@ -25,6 +25,7 @@ from twisted.web.server import Site
 from responses_proxy import hardening
 from responses_proxy.config import StartupError
 from responses_proxy.keyfile import AuthorizationHeader, lockBytes
+from responses_proxy.web.store import IResponseStore
 
 _log = Logger(namespace="responses_proxy")
 
@@ -78,16 +79,18 @@ def checkServerInfoWritable(path: str) -> None:
         raise StartupError(f"cannot write --server-info {path}: {e.strerror or e}") from None
 
 
-def writeServerInfo(path: str, port: int, pid: int) -> None:
+def writeServerInfo(path: str, port: int, pid: int, **extra: int) -> None:
     """
     Write C{{"port": P, "pid": N}} and a newline atomically, mode 0644.
+
+    @param extra: more fields (the test suite's fake upstream adds its control port).
     """
     _makeParents(path)
     directory = os.path.dirname(path) or "."
     fd, tmp = tempfile.mkstemp(prefix=".server-info-", dir=directory)
     try:
         with os.fdopen(fd, "w") as f:
-            f.write(json.dumps({"port": port, "pid": pid}) + "\n")
+            f.write(json.dumps({"port": port, "pid": pid, **extra}) + "\n")
             f.flush()
             os.fchmod(f.fileno(), 0o644)
         os.replace(tmp, path)
@@ -188,6 +191,19 @@ class PoolService(Service):
     def stopService(self) -> Deferred[None]:
         super().stopService()
         return self._pool.closeCachedConnections()
+
+
+class StoreService(Service):
+    """
+    Closes the bridge's response store when the service stops (queued saves finish).
+    """
+
+    def __init__(self, store: IResponseStore) -> None:
+        self._store = store
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        return self._store.close()
 
 
 class ProxyService(MultiService):

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_timers -*-
 """
 Fake clocks for timer tests: a reactor whose (wall) clock may step, beside a monotonic one.
 """

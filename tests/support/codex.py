@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_codex_direct -*-
 """
 The real Codex CLI (C{codex exec}), run hermetically against a local server.
 

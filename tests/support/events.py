@@ -1,5 +1,7 @@
+# -*- test-case-name: tests.test_fakeupstream -*-
 """
-Responses API stream events, and reply specs for the fake upstream built from them.
+Responses API requests and stream events, and reply specs for the fake upstream built
+from them.
 
 The shapes are those Codex 0.169.0 accepts (see the captures under
 C{tests/fixtures/codex-0.169.0/}); L{replyScript} turns a captured C{reply-script.json}
@@ -40,6 +42,35 @@ def replyScript(path: str | Path) -> list[dict[str, Any]]:
         p = FIXTURES / p
     script = json.loads(p.read_text())
     return [sseSpec(entry["events"], entry.get("event_lines", True)) for entry in script]
+
+
+def codexRequest(
+    model: str = "deepseek-chat",
+    instructions: str = "You are a helpful assistant.",
+    text: str = "Say hello.",
+    **fields: Any,
+) -> dict[str, Any]:
+    """
+    A small hand-written request shaped as Codex sends them (streamed, not stored, asking
+    for encrypted reasoning, no tools).
+
+    @param fields: more fields, or ones to replace.
+    """
+    body: dict[str, Any] = {
+        "model": model,
+        "instructions": instructions,
+        "input": [
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+        ],
+        "tools": [],
+        "tool_choice": "auto",
+        "parallel_tool_calls": True,
+        "stream": True,
+        "store": False,
+        "include": ["reasoning.encrypted_content"],
+    }
+    body.update(fields)
+    return body
 
 
 def usage(inputTokens: int = 10, outputTokens: int = 5) -> dict[str, Any]:

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_fakeupstream -*-
 """
 The client side of the fake upstream (L{tests.fakeupstream}), and TLS material for it.
 
@@ -230,11 +231,14 @@ class FakeUpstream:
         self.tls: TLSFiles | None = None
         self.process: ManagedProcess | None = None
 
-    def start(self, tls: TLSFiles | None = None, timeout: float = 15.0) -> FakeUpstream:
+    def start(
+        self, tls: TLSFiles | None = None, timeout: float = 15.0, record: bool = True
+    ) -> FakeUpstream:
         """
         Start the process and wait until both ports are bound.
 
         @param tls: serve HTTPS with this certificate and key.
+        @param record: keep every request (C{False}: only count them, C{--no-record}).
         @param timeout: seconds to wait for it to be ready.
         @return: C{self}.
         """
@@ -242,6 +246,8 @@ class FakeUpstream:
         argv = [PYTHON, "-m", "tests.fakeupstream", "--info", str(infoFile)]
         if tls is not None:
             argv += ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
+        if not record:
+            argv.append("--no-record")
         self.tls = tls
         self.process = ManagedProcess(
             argv, env=pythonEnv(), stdin=None, directory=self.dir, name="fakeupstream"
@@ -279,6 +285,13 @@ class FakeUpstream:
         Queue reply specs; each upstream request takes the next one.
         """
         self._control("POST", "/replies", list(specs))
+
+    def name(self, **specs: dict[str, Any]) -> None:
+        """
+        Register named replies: a request with the header C{X-Fake-Reply: NAME} gets the
+        spec named NAME (every time; the queue is left alone).
+        """
+        self._control("POST", "/named", specs)
 
     def setDefault(self, spec: dict[str, Any]) -> None:
         """

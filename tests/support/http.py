@@ -1,12 +1,11 @@
+# -*- test-case-name: tests.test_fakeupstream -*-
 """
-Blocking HTTP clients for integration tests.
+Blocking HTTP clients for integration tests (they parse with L{tests.support.wire}).
 
   - L{rawExchange}: send exact bytes over a socket, read one response back (parsing the
     framing, so a keep-alive connection does not make it wait for a close);
   - L{RawConnection}: the same, step by step, on one connection (pipelining, slow
     senders, aborts, waiting for the server to close);
-  - L{parseResponse}: parse the bytes of a response, noting whether a chunked body ended
-    cleanly with C{0\\r\\n\\r\\n} or was cut;
   - L{post}, L{request}: C{http.client}, for ordinary requests;
   - L{openStream}: read a response's body chunk by chunk or SSE event by event as they
     arrive, each read with its own timeout (to prove events are relayed while the
@@ -17,7 +16,6 @@ Everything connects to 127.0.0.1 only and every read has a deadline.
 
 from __future__ import annotations
 
-import codecs
 import http.client
 import json
 import socket
@@ -26,12 +24,17 @@ import struct
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
+
+from tests.support.wire import (
+    RawResponse,
+    ResponseParser,
+    SSEEvent,
+    SSESplitter,
+)
 
 HOST = "127.0.0.1"
 
-NO_BODY_STATUSES = frozenset({204, 304}) | frozenset(range(100, 200))
 
 
 class TruncatedBody(AssertionError):
@@ -44,217 +47,6 @@ class ReadTimeout(AssertionError):
     """
     No data arrived within the read timeout.
     """
-
-
-HeaderList = list[tuple[str, str]]
-
-
-def _headerValues(headers: HeaderList, name: str) -> list[str]:
-    name = name.lower()
-    return [v for k, v in headers if k.lower() == name]
-
-
-@dataclass
-class RawResponse:
-    """
-    A parsed HTTP/1.x response.
-
-    @ivar status: the status code (0 if no status line arrived).
-    @ivar headers: C{(name, value)} pairs in order, names as sent.
-    @ivar body: the body with the transfer coding removed.
-    @ivar chunked: whether it used C{Transfer-Encoding: chunked}.
-    @ivar complete: whether the body ended by its framing (last chunk C{0\\r\\n\\r\\n}, or
-        Content-Length reached; a close-delimited body counts as complete when closed).
-    @ivar raw: the bytes this response was parsed from (its head and body).
-    @ivar interim: C{1xx} responses that came before it.
-    """
-
-    status: int = 0
-    reason: str = ""
-    version: str = ""
-    headers: HeaderList = field(default_factory=list)
-    body: bytes = b""
-    chunked: bool = False
-    complete: bool = False
-    raw: bytes = b""
-    interim: list[RawResponse] = field(default_factory=list)
-
-    def header(self, name: str) -> str | None:
-        """
-        @return: the first value of header C{name} (case-insensitive), or L{None}.
-        """
-        values = _headerValues(self.headers, name)
-        return values[0] if values else None
-
-    def headerValues(self, name: str) -> list[str]:
-        """
-        @return: every value of header C{name} (case-insensitive), in order.
-        """
-        return _headerValues(self.headers, name)
-
-    def json(self) -> Any:
-        """
-        @return: the body decoded as JSON.
-        """
-        return json.loads(self.body)
-
-
-class _Incomplete(Exception):
-    """
-    More bytes are needed.
-    """
-
-
-def _parseHead(data: bytes, start: int) -> tuple[RawResponse, int]:
-    end = data.find(b"\r\n\r\n", start)
-    if end < 0:
-        raise _Incomplete()
-    lines = data[start:end].split(b"\r\n")
-    statusLine = lines[0].decode("latin-1")
-    parts = statusLine.split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/"):
-        raise ValueError(f"bad status line: {statusLine!r}")
-    resp = RawResponse(
-        status=int(parts[1]),
-        reason=parts[2] if len(parts) > 2 else "",
-        version=parts[0],
-    )
-    for line in lines[1:]:
-        name, sep, value = line.decode("latin-1").partition(":")
-        if not sep:
-            raise ValueError(f"bad header line: {line!r}")
-        resp.headers.append((name, value.strip(" \t")))
-    return resp, end + 4
-
-
-def _parseChunked(data: bytes, pos: int, resp: RawResponse) -> int:
-    """
-    Parse a chunked body from C{pos}; fill C{resp.body}; set C{complete} when the last
-    chunk and the trailers have arrived.
-
-    @return: the offset after what was consumed.
-    """
-    body = bytearray()
-    while True:
-        lineEnd = data.find(b"\r\n", pos)
-        if lineEnd < 0:
-            break
-        sizeText = data[pos:lineEnd].split(b";", 1)[0].strip()
-        try:
-            size = int(sizeText, 16)
-        except ValueError as e:
-            raise ValueError(f"bad chunk size line: {data[pos:lineEnd]!r}") from e
-        if size == 0:
-            trailersEnd = data.find(b"\r\n", lineEnd + 2)
-            # trailers: lines until an empty one
-            p = lineEnd + 2
-            while trailersEnd >= 0 and trailersEnd != p:
-                p = trailersEnd + 2
-                trailersEnd = data.find(b"\r\n", p)
-            if trailersEnd < 0:
-                break
-            resp.body = bytes(body)
-            resp.complete = True
-            return trailersEnd + 2
-        chunkStart = lineEnd + 2
-        if len(data) < chunkStart + size + 2:
-            body += data[chunkStart : chunkStart + size]
-            pos = len(data)
-            resp.body = bytes(body)
-            raise _Incomplete()
-        body += data[chunkStart : chunkStart + size]
-        if data[chunkStart + size : chunkStart + size + 2] != b"\r\n":
-            raise ValueError("chunk not followed by CRLF")
-        pos = chunkStart + size + 2
-    resp.body = bytes(body)
-    raise _Incomplete()
-
-
-def _parseOne(
-    data: bytes, start: int, closed: bool, head: bool
-) -> tuple[RawResponse, int]:
-    """
-    Parse one response (after any 1xx) starting at C{start}.
-
-    @raise _Incomplete: if more bytes are needed (and the connection is not closed).
-    """
-    interim: list[RawResponse] = []
-    while True:
-        try:
-            resp, pos = _parseHead(data, start)
-        except _Incomplete:
-            if closed:
-                resp = RawResponse(raw=data[start:], interim=interim)
-                return resp, len(data)
-            raise
-        if 100 <= resp.status < 200 and resp.status != 101:
-            resp.raw = data[start:pos]
-            resp.complete = True
-            interim.append(resp)
-            start = pos
-            continue
-        break
-    resp.interim = interim
-    te = ",".join(resp.headerValues("transfer-encoding")).lower()
-    cl = resp.header("content-length")
-    if head or resp.status in NO_BODY_STATUSES:
-        resp.complete = True
-        end = pos
-    elif "chunked" in te:
-        resp.chunked = True
-        try:
-            end = _parseChunked(data, pos, resp)
-        except _Incomplete:
-            if not closed:
-                raise
-            end = len(data)
-    elif cl is not None:
-        length = int(cl)
-        resp.body = data[pos : pos + length]
-        if len(data) - pos >= length:
-            resp.complete = True
-            end = pos + length
-        elif closed:
-            end = len(data)
-        else:
-            raise _Incomplete()
-    else:
-        if not closed:
-            raise _Incomplete()
-        resp.body = data[pos:]
-        resp.complete = True
-        end = len(data)
-    resp.raw = data[start:end]
-    return resp, end
-
-
-def parseResponse(data: bytes, head: bool = False) -> RawResponse:
-    """
-    Parse the first response in C{data}, all the bytes received before the connection
-    closed: a body cut short gives C{complete=False}.
-
-    @param data: the bytes.
-    @param head: the request was C{HEAD} (no body follows the headers).
-    @return: the response.
-    """
-    resp, _ = _parseOne(data, 0, True, head)
-    return resp
-
-
-def parseResponses(data: bytes, head: bool = False) -> list[RawResponse]:
-    """
-    Parse every response in C{data} (pipelined responses on one connection).
-
-    @param data: all the bytes received before the connection closed.
-    @param head: the requests were C{HEAD}.
-    @return: the responses, in order.
-    """
-    out = []
-    pos = 0
-    while pos < len(data):
-        resp, pos = _parseOne(data, pos, True, head)
-        out.append(resp)
-    return out
 
 
 def _connect(port: int, timeout: float, rcvbuf: int | None = None) -> socket.socket:
@@ -364,19 +156,25 @@ class RawConnection:
         """
         limit = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
-        while True:
-            try:
-                resp, end = _parseOne(self.received, 0, self.closed, head)
-            except _Incomplete:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise ReadTimeout(
-                        f"incomplete response after {limit} s; got {self.received[:500]!r}"
-                    ) from None
-                self.recvSome(remaining)
-                continue
-            self.received = self.received[end:]
-            return resp
+        parser = ResponseParser(head=head)
+        fed = bytearray(self.received)
+        done = parser.feed(self.received)
+        while not done:
+            if self.closed:
+                parser.eof()
+                break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ReadTimeout(
+                    f"incomplete response after {limit} s; got {bytes(fed[:500])!r}"
+                )
+            self.received = b""
+            data = self.recvSome(remaining, 1 << 20)
+            fed += data
+            done = parser.feed(data)
+        self.received = parser.rest
+        skip = sum(len(i.raw) for i in parser.interim)
+        return parser.response(bytes(fed[skip : len(fed) - len(parser.rest)]))
 
     def readUntilClosed(self, timeout: float | None = None) -> bytes:
         """
@@ -424,7 +222,7 @@ def rawExchange(
     @param head: the request is C{HEAD}.
     @param untilClose: read until the server closes instead (pipelining, or to see
         whether the server closes the connection).
-    @return: the bytes received (parse them with L{parseResponse}).
+    @return: the bytes received (parse them with L{tests.support.wire.parseResponse}).
     @raise ReadTimeout: if neither happens by the deadline.
     """
     with RawConnection(port, timeout) as conn:
@@ -468,35 +266,8 @@ def buildRequest(
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
-@dataclass
-class Response:
-    """
-    A response read with C{http.client}.
-    """
-
-    status: int
-    reason: str
-    headers: HeaderList
-    body: bytes
-
-    def header(self, name: str) -> str | None:
-        """
-        @return: the first value of header C{name} (case-insensitive), or L{None}.
-        """
-        values = _headerValues(self.headers, name)
-        return values[0] if values else None
-
-    def headerValues(self, name: str) -> list[str]:
-        """
-        @return: every value of header C{name}, in order.
-        """
-        return _headerValues(self.headers, name)
-
-    def json(self) -> Any:
-        """
-        @return: the body decoded as JSON.
-        """
-        return json.loads(self.body)
+# A response read with C{http.client}: the same type the parser returns.
+Response = RawResponse
 
 
 def _connection(
@@ -533,7 +304,10 @@ def request(
         conn.request(method, path, body=body, headers=hdrs)
         resp = conn.getresponse()
         data = resp.read()
-        return Response(resp.status, resp.reason, list(resp.getheaders()), data)
+        return Response(
+            resp.status, resp.reason, f"HTTP/{resp.version / 10:.1f}", list(resp.getheaders()),
+            data, complete=True,
+        )
     finally:
         conn.close()
 
@@ -564,63 +338,6 @@ def get(
     return request(port, "GET", path, None, headers, timeout)
 
 
-@dataclass
-class SSEEvent:
-    """
-    One server-sent event.
-
-    @ivar event: its C{event:} field, or L{None}.
-    @ivar data: its C{data:} lines joined by newlines.
-    @ivar t: when it was complete (C{time.monotonic()}).
-    """
-
-    event: str | None
-    data: str
-    t: float = 0.0
-    id: str | None = None
-
-    def json(self) -> Any:
-        """
-        @return: the data decoded as JSON.
-        """
-        return json.loads(self.data)
-
-
-def parseSSE(text: str) -> list[SSEEvent]:
-    """
-    Parse complete SSE text into events (a trailing incomplete event is dropped).
-    """
-    events, _ = _splitSSE(text)
-    return events
-
-
-def _splitSSE(text: str) -> tuple[list[SSEEvent], str]:
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    events = []
-    while True:
-        end = text.find("\n\n")
-        if end < 0:
-            return events, text
-        block, text = text[:end], text[end + 2 :]
-        name: str | None = None
-        eid: str | None = None
-        data: list[str] = []
-        for line in block.split("\n"):
-            if not line or line.startswith(":"):
-                continue
-            key, _, value = line.partition(":")
-            if value.startswith(" "):
-                value = value[1:]
-            if key == "data":
-                data.append(value)
-            elif key == "event":
-                name = value
-            elif key == "id":
-                eid = value
-        if data or name is not None:
-            events.append(SSEEvent(name, "\n".join(data), time.monotonic(), eid))
-
-
 class StreamingResponse:
     """
     A response whose body is read piece by piece as it arrives.
@@ -632,33 +349,26 @@ class StreamingResponse:
     @ivar conn: the underlying L{RawConnection}.
     """
 
-    def __init__(self, conn: RawConnection, head: RawResponse, leftover: bytes) -> None:
+    def __init__(self, conn: RawConnection, parser: ResponseParser, pieces: deque[bytes]) -> None:
         self.conn = conn
-        self.status = head.status
-        self.reason = head.reason
-        self.headers = head.headers
-        self.chunked = "chunked" in ",".join(head.headerValues("transfer-encoding")).lower()
-        cl = head.header("content-length")
-        self._remaining = int(cl) if cl is not None and not self.chunked else None
-        self._buf = leftover
-        self.complete = head.status in NO_BODY_STATUSES or self._remaining == 0
-        self._ended = self.complete
-        self._sseText = ""
+        self._parser = parser
+        self._pieces = pieces
+        self.status = parser.status
+        self.reason = parser.reason
+        self.headers = parser.headers
+        self.chunked = parser.chunked
+        self._sse = SSESplitter()
         self._events: deque[SSEEvent] = deque()
-        self._decoder = codecs.getincrementaldecoder("utf-8")()
+
+    @property
+    def complete(self) -> bool:
+        return self._parser.complete
 
     def header(self, name: str) -> str | None:
         """
         @return: the first value of header C{name} (case-insensitive), or L{None}.
         """
-        values = _headerValues(self.headers, name)
-        return values[0] if values else None
-
-    def _fill(self, timeout: float) -> bool:
-        data = self.conn.recvSome(timeout)
-        self.conn.received = b""
-        self._buf += data
-        return bool(data)
+        return self._parser.header(name)
 
     def readChunk(self, timeout: float = 10.0) -> bytes | None:
         """
@@ -671,18 +381,13 @@ class StreamingResponse:
             in the middle are not returned).
         @raise ReadTimeout: if nothing arrived in time.
         """
-        if self._ended:
-            return None
         deadline = time.monotonic() + timeout
-        while True:
-            piece = self._takePiece()
-            if piece is not None:
-                return piece or None
+        while not self._pieces:
+            if self._parser.complete:
+                return None
             if self.conn.closed:
-                if self._remaining is None and not self.chunked:
-                    self.complete = self._ended = True
+                if self._parser.eof():
                     return None
-                self._ended = True
                 raise TruncatedBody(
                     "connection closed before the end of the body"
                     + (" (reset)" if self.conn.reset else "")
@@ -690,45 +395,10 @@ class StreamingResponse:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ReadTimeout(f"no body data within {timeout} s")
-            self._fill(remaining)
-
-    def _takePiece(self) -> bytes | None:
-        """
-        @return: a piece, C{b""} for the clean end, or L{None} if more bytes are needed.
-        """
-        if not self.chunked:
-            if not self._buf:
-                return None
-            data = self._buf
-            if self._remaining is not None:
-                data = data[: self._remaining]
-                self._remaining -= len(data)
-                if self._remaining == 0:
-                    self.complete = self._ended = True
-            self._buf = b""
-            return data
-        lineEnd = self._buf.find(b"\r\n")
-        if lineEnd < 0:
-            return None
-        size = int(self._buf[:lineEnd].split(b";", 1)[0].strip(), 16)
-        if size == 0:
-            # the last chunk, then trailer lines up to an empty line
-            p = lineEnd + 2
-            while True:
-                e = self._buf.find(b"\r\n", p)
-                if e < 0:
-                    return None
-                if e == p:
-                    break
-                p = e + 2
-            self.complete = self._ended = True
-            self._buf = self._buf[p + 2 :]
-            return b""
-        if len(self._buf) < lineEnd + 2 + size + 2:
-            return None
-        data = self._buf[lineEnd + 2 : lineEnd + 2 + size]
-        self._buf = self._buf[lineEnd + 2 + size + 2 :]
-        return data
+            data = self.conn.recvSome(remaining)
+            self.conn.received = b""
+            self._parser.feed(data)
+        return self._pieces.popleft()
 
     def iterChunks(self, timeout: float = 10.0) -> Iterator[bytes]:
         """
@@ -755,8 +425,7 @@ class StreamingResponse:
             piece = self.readChunk(remaining)
             if piece is None:
                 return None
-            events, self._sseText = _splitSSE(self._sseText + self._decoder.decode(piece))
-            self._events.extend(events)
+            self._events.extend(self._sse.events(piece))
         return self._events.popleft()
 
     def iterEvents(self, timeout: float = 10.0) -> Iterator[SSEEvent]:
@@ -820,24 +489,17 @@ def openStream(
     try:
         conn.send(buildRequest(method, path, body, items))
         deadline = time.monotonic() + timeout
-        while True:
-            try:
-                head, end = _parseHead(conn.received, 0)
-            except _Incomplete:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or conn.closed:
-                    raise ReadTimeout(
-                        f"no complete response head within {timeout} s; got "
-                        f"{conn.received[:500]!r}"
-                    ) from None
-                conn.recvSome(remaining)
-                continue
-            if 100 <= head.status < 200 and head.status != 101:
-                conn.received = conn.received[end:]
-                continue
-            leftover = conn.received[end:]
+        pieces: deque[bytes] = deque()
+        parser = ResponseParser(onBody=pieces.append, wholeChunks=True)
+        parser.feed(conn.received)
+        conn.received = b""
+        while not parser.headDone:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or conn.closed:
+                raise ReadTimeout(f"no complete response head within {timeout} s")
+            parser.feed(conn.recvSome(remaining))
             conn.received = b""
-            return StreamingResponse(conn, head, leftover)
+        return StreamingResponse(conn, parser, pieces)
     except BaseException:
         conn.close()
         raise

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_procs -*-
 """
 Real processes for integration tests: start, wait for readiness, stop, read outputs.
 
@@ -19,7 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 REPO = Path(__file__).resolve().parents[2]
 """The repository root (the parent of C{tests/})."""
@@ -43,6 +44,31 @@ class WaitTimeout(AssertionError):
     """
     Something a test waited for did not happen within its deadline.
     """
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _dieWithParent(parent: int) -> Callable[[], None] | None:
+    """
+    A C{preexec_fn} that has the kernel send the child SIGTERM when the test process
+    ends, however it ends (a failed test, an interrupted or killed runner): no test
+    process outlives the run. Linux only; elsewhere nothing.
+
+    @param parent: the test process's pid (the child checks it did not already miss it).
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
 
 
 def makeTempDir(testCase: Any = None, prefix: str = "crap-test-") -> Path:
@@ -157,6 +183,7 @@ class ManagedProcess:
                 stderr=err,
                 start_new_session=self.newSession,
                 close_fds=True,
+                preexec_fn=_dieWithParent(os.getpid()),
             )
         if stdinArg is subprocess.PIPE:
             assert self.popen.stdin is not None
@@ -448,3 +475,80 @@ def startProcess(
     if infoFile is not None:
         proc.info = proc.waitForJSONFile(infoFile, infoTimeout)
     return proc
+
+
+_Started = TypeVar("_Started")
+
+
+class ProcessFixture(Generic[_Started]):
+    """
+    Processes shared by the tests of a module, for suites whose processes take longer to
+    start than their tests take to run: started by the first test that asks, restarted if
+    a test finds them gone, stopped by L{stop}.
+
+    Trial has no class or module fixtures (it calls neither C{setUpClass} nor
+    C{tearDownModule}, and C{trial -j} hands one class's tests to several workers), so a
+    module calls L{stop} from C{tearDownModule}, which pytest and unittest run; under
+    trial the processes last as long as the worker, and no longer: every test process
+    child is started to receive SIGTERM when the test process ends (L{ManagedProcess}).
+
+    The fixture stands in for a test case as the owner of what it starts
+    (C{addCleanup}), so L{tests.support.fake.FakeUpstream} and
+    L{tests.support.proxy.ProxyProcess} take it as their C{testCase}.
+    """
+
+    def __init__(
+        self,
+        start: Callable[[ProcessFixture[_Started]], _Started],
+        running: Callable[[_Started], bool],
+    ) -> None:
+        """
+        @param start: starts the processes, owned by the fixture it is given.
+        @param running: whether what C{start} returned is still usable.
+        """
+        self._start = start
+        self._running = running
+        self._started: _Started | None = None
+        self._cleanups: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []
+
+    def addCleanup(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """
+        Run C{f} when the fixture stops (last added, first run).
+        """
+        self._cleanups.append((f, args, kwargs))
+
+    def assertEqual(self, first: object, second: object) -> None:
+        """
+        What the processes' helpers call on their owner.
+        """
+        if first != second:
+            raise AssertionError(f"{first!r} != {second!r}")
+
+    def acquire(self) -> _Started:
+        """
+        @return: the processes, started now if they are not running.
+        """
+        if self._started is not None and not self._running(self._started):
+            self.stop()
+        if self._started is None:
+            try:
+                self._started = self._start(self)
+            except BaseException:
+                self.stop()
+                raise
+        return self._started
+
+    def stop(self) -> None:
+        """
+        Stop everything started (every cleanup runs, even if one fails).
+        """
+        self._started = None
+        errors = []
+        while self._cleanups:
+            f, args, kwargs = self._cleanups.pop()
+            try:
+                f(*args, **kwargs)
+            except Exception as e:  # noqa: BLE001 - the others must still run
+                errors.append(e)
+        if errors:
+            raise errors[0]

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_plugin -*-
 """
 The proxy as a real process for integration tests, through any of its entry points.
 
