@@ -38,9 +38,8 @@ from tests.support.chat import chatCompletion
 from tests.support.chat import sseText as frame
 from tests.support.chat import toolCall as call
 from tests.support.events import codexRequest
-from tests.support.fake import FakeUpstream, Recorded
-from tests.support.procs import ProcessFixture
-from tests.support.proxy import DEFAULT_KEY, ProxyProcess
+from tests.support.fake import Recorded
+from tests.support.proxy import DEFAULT_KEY, SharedBridges
 
 HERE = Path(__file__).resolve().parent
 FIXTURES = HERE / "fixtures" / "codex-0.169.0"
@@ -65,33 +64,8 @@ MiB = 1024 * 1024
 # -- the shared processes ----------------------------------------------------------------------
 
 
-Bridge = tuple[FakeUpstream, ProxyProcess]
-
-
-def _startBridge(tuning: str | None) -> Callable[[ProcessFixture[Bridge]], Bridge]:
-    def start(owner: ProcessFixture[Bridge]) -> Bridge:
-        fake = FakeUpstream(owner).start()
-        proxy = ProxyProcess(
-            owner, upstreamURL=fake.url(CHAT_PATH), bridge=True, tuning=tuning
-        ).start()
-        return fake, proxy
-
-    return start
-
-
-def _running(started: Bridge) -> bool:
-    fake, proxy = started
-    return fake.process is not None and fake.process.running() and proxy.process.running()
-
-
 # One fake chat upstream and one bridge per tuning, shared by the module's tests.
-_BRIDGES: dict[str | None, ProcessFixture[Bridge]] = {}
-
-
-def _bridge(tuning: str | None) -> ProcessFixture[Bridge]:
-    if tuning not in _BRIDGES:
-        _BRIDGES[tuning] = ProcessFixture(_startBridge(tuning), _running)
-    return _BRIDGES[tuning]
+_BRIDGES = SharedBridges()
 
 
 def tearDownModule() -> None:
@@ -99,8 +73,7 @@ def tearDownModule() -> None:
     Stop the shared processes (pytest and unittest call this; trial does not, and its
     workers' children end with them).
     """
-    for fixture in _BRIDGES.values():
-        fixture.stop()
+    _BRIDGES.stop()
 
 
 # -- requests ----------------------------------------------------------------------------------
@@ -443,7 +416,7 @@ class QuirkBase(SynchronousTestCase):
     tuning: str | None = None
 
     def setUp(self) -> None:
-        self.fake, self.proxy = _bridge(self.tuning).acquire()
+        self.fake, self.proxy = _BRIDGES.acquire(self.tuning)
         self.fake.reset()
 
     # -- driving

@@ -10,17 +10,15 @@ answers with the recorded status, headers and body, and the test checks that the
 request has the recorded shape and that the Responses events carry what the server sent:
 the text, the calls (ids, names, whole arguments), the usage, the terminal event.
 
-The cases that fail today because of known bridge bugs are marked with
-L{tests.knownbugs.knownBug}, naming the bug: they turn red ("XPASS(strict)") the day the
-fix lands, so the marker can go.
+The cases that showed bridge bugs on the real servers (doubled tool calls, the empty
+stream, pings not counted as life) are regression tests now; each checks with
+L{precondition} that its recording still shows the situation.
 """
 
 from __future__ import annotations
 
-import atexit
 import json
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,82 +35,31 @@ from tests.interop.support import (
     streamedUsage,
     usageOf,
 )
-from tests.knownbugs import knownBug, precondition
 from tests.support import http
-from tests.support.fake import FakeUpstream
-from tests.support.proxy import ProxyProcess
+from tests.support.procs import precondition
+from tests.support.proxy import SharedBridges
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "real-servers"
 CLIENT_KEY = "sk-replay-client-0000"
 TERMINAL = {"stop": "response.completed", "tool_calls": "response.completed",
             "length": "response.incomplete"}
 
-EMPTY_STREAM = (
-    "empty-stream message: a 2xx stream that ends without a single data event must fail "
-    "saying the upstream closed the stream without sending any data (bridge-spec §2.6); "
-    "the bridge says the reply was cut off"
-)
-DOUBLED_CALLS = (
-    "doubled tool calls: llama-cpp-python puts each call in function_call AND "
-    "tool_calls[0]; function_call must count only when no tool_calls came with it "
-    "(bridge-spec §2.2)"
-)
-PINGS_IGNORED = (
-    "pings ignored: SSE comment lines must count as upstream activity for the silence "
-    "limit (bridge-spec §2.6); the bridge fails a stream that sends only comments"
-)
 
 # -- the shared fake and proxies -----------------------------------------------------------------
 
 
-class _Owner:
+
+
+# One fake chat upstream and one bridge per tuning, shared by the module's tests.
+_BRIDGES = SharedBridges()
+
+
+def tearDownModule() -> None:
     """
-    Owns the processes shared by every test of this module; they stop when the run exits.
+    Stop the shared processes (pytest and unittest call this; trial does not, and its
+    workers' children end with them).
     """
-
-    def __init__(self) -> None:
-        self._cleanups: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
-
-    def addCleanup(self, f: Callable[..., Any], *args: Any) -> None:
-        self._cleanups.append((f, args))
-
-    def assertEqual(self, a: Any, b: Any) -> None:
-        assert a == b, (a, b)
-
-    def cleanUp(self) -> None:
-        while self._cleanups:
-            f, args = self._cleanups.pop()
-            try:
-                f(*args)
-            except Exception:  # noqa: BLE001 - best effort at exit
-                pass
-
-
-_shared: dict[str | None, tuple[_Owner, FakeUpstream, ProxyProcess]] = {}
-
-
-def _stopShared() -> None:
-    for owner, _, _ in list(_shared.values()):
-        owner.cleanUp()
-    _shared.clear()
-
-
-atexit.register(_stopShared)
-
-
-def _processes(tuning: str | None) -> tuple[FakeUpstream, ProxyProcess]:
-    entry = _shared.get(tuning)
-    if entry is not None:
-        owner, fake, proxy = entry
-        if fake.process is not None and fake.process.running() and proxy.process.running():
-            return fake, proxy
-        owner.cleanUp()
-    owner = _Owner()
-    fake = FakeUpstream(owner).start()
-    proxy = ProxyProcess(owner, upstreamURL=fake.url("/v1/chat/completions"), bridge=True,
-                         tuning=tuning).start()
-    _shared[tuning] = (owner, fake, proxy)
-    return fake, proxy
+    _BRIDGES.stop()
 
 
 # -- fixtures ------------------------------------------------------------------------------------
@@ -187,7 +134,7 @@ class ReplayBase(SynchronousTestCase):
 
     def replay(self, name: str, timeScale: float = 1.0) -> Replayed:
         fixture = load(name)
-        fake, proxy = _processes(self.tuning)
+        fake, proxy = _BRIDGES.acquire(self.tuning)
         fake.reset()
         fake.enqueue(replySpec(fixture, timeScale))
         request = fixture["client_request"]
@@ -342,7 +289,6 @@ class LlamaCppPythonReplayTests(ReplayBase):
         self.assertMirrors(out)
         self.assertEqual(out.response["incomplete_details"], {"reason": "max_output_tokens"})
 
-    @knownBug(DOUBLED_CALLS)
     def test_namedToolCallStreamed(self) -> None:
         """
         Each delta carries the call twice (C{function_call} and C{tool_calls[0]}): ONE
@@ -354,7 +300,6 @@ class LlamaCppPythonReplayTests(ReplayBase):
         json.loads(calls[0]["arguments"])
         self.assertMirrors(out)
 
-    @knownBug(DOUBLED_CALLS)
     def test_namedToolCallWhole(self) -> None:
         """
         The whole message carries the call twice: ONE C{function_call} output.
@@ -367,7 +312,6 @@ class LlamaCppPythonReplayTests(ReplayBase):
             [(o["type"], o["call_id"], o["arguments"]) for o in out.json()["output"]],
             [("function_call", call["id"], call["function"]["arguments"])])
 
-    @knownBug(EMPTY_STREAM)
     def test_autoToolChoiceRefused(self) -> None:
         """
         A 200 whose body has no data event (a C{: ping} at most): C{response.failed}
@@ -378,7 +322,6 @@ class LlamaCppPythonReplayTests(ReplayBase):
         self.assertEqual(out.events[-1]["type"], "response.failed")
         self.assertIn("without sending any data", out.response["error"]["message"])
 
-    @knownBug(EMPTY_STREAM)
     def test_contextLengthStreamed(self) -> None:
         """
         The streamed context-length case: a 200 and an empty body.
@@ -466,7 +409,6 @@ class LlamaServerPingsReplayTests(ReplayBase):
 
     tuning = "streamIdleTimeout=1,keepAliveInterval=0.2"
 
-    @knownBug(PINGS_IGNORED)
     def test_longPromptPings(self) -> None:
         """
         Only C{:} lines for longer than the silence limit, then the reply: the stream
@@ -489,7 +431,7 @@ class LlamaServerPingsReplayTests(ReplayBase):
         L{ReplayBase.replay} for a fixture read directly from the server (it has no
         client request: this test supplies one).
         """
-        fake, proxy = _processes(self.tuning)
+        fake, proxy = _BRIDGES.acquire(self.tuning)
         fake.reset()
         fake.enqueue(replySpec(fixture, scale))
         with http.openStream(proxy.port, "/v1/responses", fixture["client_request"],

@@ -29,11 +29,10 @@ from typing import Any
 import openai
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests import knownbugs, sdkcheck
+from tests import sdkcheck
 from tests.interop import support
 from tests.interop.support import Bridge, Shared
-from tests.knownbugs import precondition
-from tests.support.procs import makeTempDir
+from tests.support.procs import makeTempDir, precondition
 
 WEATHER_TOOL = {
     "type": "function", "name": "get_weather", "description": "The weather in a city.",
@@ -43,16 +42,6 @@ WEATHER_TOOL = {
 LONG_INPUT = "word " * 10000
 """About 10k tokens: more than the 8k context of both aliases."""
 
-EMPTY_STREAM = (
-    "empty-stream message: a 2xx stream that ends without a single data event must fail "
-    "saying the upstream closed the stream without sending any data (bridge-spec §2.6); "
-    "the bridge says the reply was cut off"
-)
-DOUBLED_CALLS = (
-    "doubled tool calls: llama-cpp-python puts each streamed call in delta.function_call "
-    "AND delta.tool_calls[0]; function_call must count only when no tool_calls came with "
-    "it (bridge-spec §2.2), the bridge makes two function_call items"
-)
 
 
 def _bridge() -> Bridge:
@@ -145,7 +134,6 @@ class LlamaCppPythonTests(SynchronousTestCase):
 
     # -- tool calls --------------------------------------------------------------------------------
 
-    @knownbugs.knownBug(DOUBLED_CALLS)
     def test_sdkNamedToolCallStreamed(self) -> None:
         """
         A named C{tool_choice}, streamed: llama-cpp-python sends the grammar-constrained
@@ -175,7 +163,6 @@ class LlamaCppPythonTests(SynchronousTestCase):
         self.assertEqual([(i["call_id"], i["name"], i["arguments"]) for i in items],
                          [(call["id"], "get_weather", call["arguments"])])
 
-    @knownbugs.knownBug(DOUBLED_CALLS)
     def test_sdkNamedToolCallWhole(self) -> None:
         """
         The same with C{stream: false}: the whole message carries the call in
@@ -197,7 +184,6 @@ class LlamaCppPythonTests(SynchronousTestCase):
             [(i.type, i.call_id, i.name, i.arguments) for i in response.output],
             [("function_call", call["id"], "get_weather", call["function"]["arguments"])])
 
-    @knownbugs.knownBug(EMPTY_STREAM)
     def test_codexAutoToolChoiceStreamingRefused(self) -> None:
         """
         With C{chatml-function-calling}, Codex's streamed C{tool_choice: auto} request
@@ -235,7 +221,6 @@ class LlamaCppPythonTests(SynchronousTestCase):
         self.assertEqual(error["code"], "context_length_exceeded")
         self.assertIn("maximum context length is 8192 tokens", error["message"])
 
-    @knownbugs.knownBug(EMPTY_STREAM)
     def test_contextLengthStreamed(self) -> None:
         """
         Streaming, the same prompt gets a 200 and an empty body (the error is raised in

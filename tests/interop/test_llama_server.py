@@ -30,12 +30,10 @@ from typing import Any
 import openai
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests import knownbugs
 from tests.interop import support
 from tests.interop.support import Bridge, Shared
-from tests.knownbugs import precondition
 from tests.support import http
-from tests.support.procs import makeTempDir
+from tests.support.procs import makeTempDir, precondition
 
 CONTEXT_WINDOW_MESSAGE = "ran out of room in the model's context window"
 LONG_INPUT = "word " * 10000
@@ -44,11 +42,6 @@ LONG_INPUT = "word " * 10000
 SILENCE_LIMIT = 3.0
 """The bridge's C{streamIdleTimeout} for the long-evaluation test."""
 
-PINGS_IGNORED = (
-    "pings ignored: during a long prompt evaluation llama-server sends only SSE comment "
-    "lines; they must count as upstream activity (bridge-spec §2.6), but the silence "
-    "limit counts only data events and fails the stream"
-)
 
 
 def _mainBridge() -> Bridge:
@@ -230,7 +223,6 @@ class LlamaServerTests(SynchronousTestCase):
 
     # -- a long prompt evaluation: only pings -----------------------------------------------
 
-    @knownbugs.knownBug(PINGS_IGNORED)
     def test_longPromptEvaluationOnlyPings(self) -> None:
         """
         A prompt that takes the (slow) server longer than the bridge's silence limit to

@@ -552,3 +552,19 @@ class ProcessFixture(Generic[_Started]):
                 errors.append(e)
         if errors:
             raise errors[0]
+
+
+class PreconditionFailed(Exception):
+    """
+    A test could not set up the situation it is about (a recording that no longer shows
+    it, a machine too fast to show it). Deliberately not an L{AssertionError}: the test
+    errors instead of passing without having tested anything.
+    """
+
+
+def precondition(condition: object, message: object) -> None:
+    """
+    @raise PreconditionFailed: with C{message} if C{condition} is false.
+    """
+    if not condition:
+        raise PreconditionFailed(message)

@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from tests.support import http
-from tests.support.procs import PYTHON, ManagedProcess, makeTempDir, pythonEnv, waitPidGone
+from tests.support.procs import (
+    PYTHON,
+    ManagedProcess,
+    ProcessFixture,
+    makeTempDir,
+    pythonEnv,
+    waitPidGone,
+)
 
 BIN = Path(sys.executable).parent
 DEFAULT_KEY = b"sk-proxytest-0123456789ABCDEFabcdef"
@@ -176,3 +183,48 @@ def _waitForFile(path: Path, timeout: float, proxy: ProxyProcess) -> dict[str, A
             return json.loads(text)
         time.sleep(0.01)
     raise AssertionError(f"no server-info file from the daemon: {proxy.outputs()[-2000:]!r}")
+
+
+class SharedBridges:
+    """
+    One fake chat upstream and one proxy in bridge mode per tuning, shared by the tests of
+    a module (L{ProcessFixture}: started by the first test that asks, restarted if found
+    gone). The module calls L{stop} from C{tearDownModule}.
+    """
+
+    def __init__(self, chatPath: str = "/v1/chat/completions") -> None:
+        self._chatPath = chatPath
+        self._fixtures: dict[str | None, ProcessFixture[tuple[Any, ProxyProcess]]] = {}
+
+    def acquire(self, tuning: str | None = None) -> tuple[Any, ProxyProcess]:
+        """
+        @return: the fake upstream (a L{tests.support.fake.FakeUpstream}) and the proxy for
+            this tuning, started now if they are not running.
+        """
+        fixture = self._fixtures.get(tuning)
+        if fixture is None:
+            fixture = self._fixtures[tuning] = ProcessFixture(
+                lambda owner: self._start(owner, tuning), _bothRunning
+            )
+        return fixture.acquire()
+
+    def _start(self, owner: Any, tuning: str | None) -> tuple[Any, ProxyProcess]:
+        from tests.support.fake import FakeUpstream
+
+        fake = FakeUpstream(owner).start()
+        proxy = ProxyProcess(
+            owner, upstreamURL=fake.url(self._chatPath), bridge=True, tuning=tuning
+        ).start()
+        return fake, proxy
+
+    def stop(self) -> None:
+        """
+        Stop every shared process.
+        """
+        for fixture in self._fixtures.values():
+            fixture.stop()
+
+
+def _bothRunning(started: tuple[Any, ProxyProcess]) -> bool:
+    fake, proxy = started
+    return fake.process is not None and fake.process.running() and proxy.process.running()
