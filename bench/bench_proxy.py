@@ -1,5 +1,5 @@
 """
-Pass-through mode end to end, side by side: straight to a fast fake upstream ("direct"),
+Pass-through mode end to end, side by side: straight to the fake upstream ("direct"),
 through this proxy, and through the Rust original (C{codex responses-api-proxy} from the
 pinned Codex npm package), over a plain-text upstream and a TLS one.
 
