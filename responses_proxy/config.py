@@ -159,6 +159,13 @@ def checkUpstreamURL(url: str) -> str:
         raise StartupError("invalid --upstream-url: a fragment is not allowed")
     if port == 0:
         raise StartupError("invalid --upstream-url: port 0")
+    if ":" in parts.hostname:
+        # hyperlink (under treq) refuses IPv6 literals when it encodes the URL, so every
+        # request would fail: say so now.
+        raise StartupError(
+            "invalid --upstream-url: an IPv6 address literal is not supported; use a host "
+            "name that resolves to it (e.g. localhost)"
+        )
     try:
         url.encode("ascii")
     except UnicodeEncodeError:

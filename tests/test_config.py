@@ -50,8 +50,12 @@ class ConfigTests(SynchronousTestCase):
             "https://host:99999/x",
             "https://ho st/x",
             "",
+            "http://[::1]:11434/v1/chat/completions",
         ]:
             self.assertRaises(StartupError, self.build, upstreamURL=url)
+        with self.assertRaises(StartupError) as caught:
+            self.build(upstreamURL="http://[::1]:8/v1/responses")
+        self.assertIn("IPv6 address literal", str(caught.exception))
 
     def test_queryKept(self) -> None:
         """Azure's api-version query survives."""

@@ -1,28 +1,28 @@
 # -*- test-case-name: tests.test_upstream -*-
 """
-The HTTP client both leaves use: Twisted's C{Agent} with the service's pool, gzip decoded
-as it arrives, and the mapping of a failed upstream request to the 502 or 504 a client can
-act on.
+The HTTP client both leaves use: treq over an C{Agent} with the service's pool, and the
+mapping of a failed upstream request to the 502 or 504 a client can act on.
 
-This is what treq's C{HTTPClient} and C{ContentDecoderAgent} did for the proxy's calls (no
-redirects: passed through, never followed, so a redirect cannot carry the key elsewhere;
-streaming, unbuffered responses; gzip offered and decoded), without what they cost per
-request and the proxy does not need: a URL parse (hyperlink and IDNA) of the same fixed
-upstream URL, a cookie agent around a jar that must store nothing anyway (the proxy serves
-many callers; cookies are never stored or replayed), a response wrapper, and two copies of
-the headers. That was a quarter of a small request's CPU. Content coding is the proxy's:
-it asks for gzip and decodes it as it arrives, so the key scrubber and the dumps see plain
-bytes and the client gets them without C{Content-Encoding}. The connect deadline is the
-proxy's own, on the monotonic clock, applied through a public endpoint factory.
+treq is driven with no redirects (passed through, never followed: a redirect must not
+carry the key elsewhere), a cookie jar that stores nothing (the proxy serves many callers),
+and its streaming (unbuffered) responses. Content coding is the proxy's: treq asks for gzip
+and decodes it as it arrives, so the key scrubber and the dumps see plain bytes and the
+client gets them without C{Content-Encoding}. The connect deadline is the proxy's own, on
+the monotonic clock, applied through a public endpoint factory that keeps one endpoint per
+upstream origin (an https endpoint builds a TLS context and loads the trust store).
+Per request, only what treq and C{Agent} cannot be given ready is computed: the upstream
+URL is parsed once, and C{Host} is sent ready so C{Agent} need not copy the headers.
 """
 
 from __future__ import annotations
 
 import io
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import attrs
-from hyperlink import URL
+from hyperlink import EncodedURL
+from treq.client import HTTPClient
 from twisted.internet import error as ierror
 from twisted.internet.abstract import isIPv6Address
 from twisted.internet.defer import Deferred, succeed
@@ -35,7 +35,6 @@ from twisted.web.client import (
     Agent,
     BrowserLikePolicyForHTTPS,
     FileBodyProducer,
-    GzipDecoder,
     HTTPConnectionPool,
     RequestNotSent,
     ResponseFailed,
@@ -137,40 +136,49 @@ def makeAgent(clock: Clock, connectTimeout: float) -> tuple[IAgent, HTTPConnecti
     return agent, pool
 
 
-def _acceptEncoding(headers: Headers) -> None:
+class _RefuseAllCookies(DefaultCookiePolicy):
     """
-    Offer gzip, the one coding the proxy decodes, after the caller's own offer; a caller
-    that asks for C{identity} first keeps exactly that. The bridge asks for C{identity}
-    (bridge-spec section 1: the stream is parsed as it arrives); pass-through sends no
-    coding of its own, so gzip is the only one offered there (proxy-spec: the proxy owns
-    content coding).
+    A cookie policy that stores nothing: an upstream cookie must never be replayed on
+    someone else's request.
     """
-    offered = headers.getRawHeaders(b"accept-encoding")
-    if offered and offered[0] == b"identity":
-        headers.setRawHeaders(b"accept-encoding", [b"identity"])
-    else:
-        headers.addRawHeader(b"accept-encoding", b"gzip")
+
+    def set_ok(self, cookie: Any, request: Any) -> bool:
+        return False
+
+    def return_ok(self, cookie: Any, request: Any) -> bool:
+        return False
 
 
-def _decoded(response: IResponse) -> IResponse:
+@implementer(IAgent)
+class _IdentityWhenAsked:
     """
-    The response with its gzip coding undone as the body arrives (C{GzipDecoder}, from
-    the outermost coding inwards, as C{ContentDecoderAgent} does) and C{Content-Encoding}
-    left naming only the codings still applied, or removed when none is (C{identity}
-    included).
+    treq's decoder always offers gzip, appended to the caller's own C{Accept-Encoding}. The
+    bridge asks for C{identity} (bridge-spec section 1: the stream is parsed as it
+    arrives), and keeps exactly that; pass-through sends no coding of its own, so treq's
+    gzip is the only one offered there (proxy-spec: the proxy owns content coding).
     """
+
+    def __init__(self, agent: IAgent) -> None:
+        self._agent = agent
+
+    def request(
+        self,
+        method: bytes,
+        uri: bytes,
+        headers: Headers | None = None,
+        bodyProducer: IBodyProducer | None = None,
+    ) -> Deferred[IResponse]:
+        if headers is not None:
+            offered = headers.getRawHeaders(b"accept-encoding")
+            if offered is not None and offered[0] == b"identity" and len(offered) > 1:
+                headers.setRawHeaders(b"accept-encoding", [b"identity"])
+        return self._agent.request(method, uri, headers, bodyProducer)
+
+
+def _dropEmptyCoding(response: IResponse) -> IResponse:
+    # treq's ContentDecoderAgent turns "no Content-Encoding" into an empty one.
     headers = response.headers
-    values = headers.getRawHeaders(b"content-encoding")
-    if not values:
-        return response
-    codings = b",".join(values).split(b",")
-    while codings and codings[-1].strip() == b"gzip":
-        codings.pop()
-        response = GzipDecoder(response)
-    left = b",".join(codings)
-    if codings and left.strip() not in (b"", b"identity"):
-        headers.setRawHeaders(b"content-encoding", [left])
-    else:
+    if headers.getRawHeaders(b"content-encoding") in ([b""], [b"identity"]):
         headers.removeHeader(b"content-encoding")
     return response
 
@@ -227,9 +235,12 @@ class UpstreamClient:
     """
 
     def __init__(self, agent: IAgent, clock: Clock) -> None:
-        self._agent = agent
+        self._http = HTTPClient(
+            _IdentityWhenAsked(agent), cookiejar=CookieJar(_RefuseAllCookies())
+        )
+        self._reactor = clock.reactor
         self._cooperator = Cooperator(scheduler=clock.callSoon)
-        self._targets: dict[str, tuple[bytes, bytes]] = {}
+        self._targets: dict[str, tuple[EncodedURL, bytes]] = {}
 
     def bodyProducer(self, content: Any) -> IBodyProducer:
         """
@@ -241,22 +252,21 @@ class UpstreamClient:
         content.seek(0)
         return FileBodyProducer(content, cooperator=self._cooperator)
 
-    def _target(self, url: str) -> tuple[bytes, bytes]:
+    def _target(self, url: str) -> tuple[EncodedURL, bytes]:
         """
-        The request URI for C{url}, encoded as treq would, and the C{Host} value C{Agent}
-        would compute for it (both once per URL). Sending C{Host} saves C{Agent} a copy
-        of the headers per request.
+        The parsed upstream URL for treq, and the C{Host} value C{Agent} would compute for
+        it, once per URL.
         """
         target = self._targets.get(url)
         if target is None:
-            uri = URL.from_text(url).to_uri().to_text().encode("ascii")
-            parsed = URI.fromBytes(uri)
-            host = parsed.host
+            parsed = EncodedURL.from_text(url)
+            uri = URI.fromBytes(parsed.to_uri().to_text().encode("ascii"))
+            host = uri.host
             if isIPv6Address(host.decode("ascii")):
                 host = b"[" + host + b"]"
-            if (parsed.scheme, parsed.port) not in ((b"http", 80), (b"https", 443)):
-                host = b"%b:%d" % (host, parsed.port)
-            target = (uri, host)
+            if (uri.scheme, uri.port) not in ((b"http", 80), (b"https", 443)):
+                host = b"%b:%d" % (host, uri.port)
+            target = (parsed, host)
             if len(self._targets) < 16:
                 self._targets[url] = target
         return target
@@ -268,16 +278,21 @@ class UpstreamClient:
         Send one request; the response body is not buffered, and a gzip body is
         decoded as it arrives (any other coding is left for L{undecodedCoding}).
         """
-        uri, host = self._target(url)
+        parsed, host = self._target(url)
         raw = Headers()
         for name, values in headers:
             raw.setRawHeaders(name, values)
-        _acceptEncoding(raw)
         raw.setRawHeaders(b"host", [host])
-        if isinstance(body, bytes):
-            body = _WholeBody(body) if body else None
-        d = self._agent.request(method.upper(), uri, raw, body)
-        return d.addCallback(_decoded)
+        d = self._http.request(
+            method.decode("ascii"),
+            parsed,
+            headers=raw,
+            data=body,
+            allow_redirects=False,
+            unbuffered=True,
+            reactor=self._reactor,
+        )
+        return d.addCallback(_dropEmptyCoding)
 
 
 @attrs.frozen
