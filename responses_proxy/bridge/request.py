@@ -253,69 +253,24 @@ def convertRequest(
         raise BridgeRequestError("The request body must be a JSON object.", code=_TYPE)
     notes: list[str] = []
     _refuseStateful(request, resolved)
-
-    model = request.get("model")
-    if model is None:
-        raise BridgeRequestError("'model' is required.", param="model", code=_MISSING)
-    if not isinstance(model, str) or not model:
-        raise _typeError("model", "a non-empty string")
-
-    stream = request.get("stream")
-    if stream is None:
-        stream = False
-    elif not isinstance(stream, bool):
-        raise _typeError("stream", "a boolean")
+    model = _model(request)
+    stream = _optionalBool(request, "stream", False)
 
     tools = _ToolConverter(notes)
     tools.convert(request.get("tools"))
-
     history = _HistoryConverter(notes)
     messages = history.convert(request.get("instructions"), request.get("input"))
 
     body: dict[str, Any] = {"model": profile.upstreamModel(model), "messages": messages}
-
     choice = _convertToolChoice(request.get("tool_choice"), tools.targets, notes)
-    parallel = request.get("parallel_tool_calls")
-    if parallel is not None and not isinstance(parallel, bool):
-        raise _typeError("parallel_tool_calls", "a boolean")
-    if tools.chatTools:
-        body["tools"] = tools.chatTools
-        if choice is not None:
-            body["tool_choice"] = choice
-        if parallel is not None:
-            body["parallel_tool_calls"] = parallel
-    else:
-        if choice is not None and choice != "auto":
-            notes.append("tool_choice dropped: no tools remain")
-        if parallel is not None:
-            notes.append("parallel_tool_calls dropped: no tools remain")
-
+    parallel = _optionalBool(request, "parallel_tool_calls", None)
+    _toolFields(body, tools.chatTools, choice, parallel, notes)
     body["stream"] = stream
     if stream:
         body["stream_options"] = {"include_usage": True}
-
     _convertReasoning(request.get("reasoning"), body, notes, profile)
-
-    maxTokens = request.get("max_output_tokens")
-    if maxTokens is not None:
-        if not isinstance(maxTokens, int) or isinstance(maxTokens, bool):
-            raise _typeError("max_output_tokens", "an integer")
-        body[profile.maxTokensField] = maxTokens
-    for field in ("temperature", "top_p"):
-        value = request.get(field)
-        if value is not None:
-            if not _isNumber(value):
-                raise _typeError(field, "a number")
-            body[field] = value
-
+    _samplingFields(request, body, profile)
     _convertText(request.get("text"), body, notes)
-
-    user = request.get("user")
-    if user is not None:
-        if not isinstance(user, str):
-            raise _typeError("user", "a string")
-        body["user"] = user
-
     for key in request:
         if key not in _HANDLED:
             notes.append(f"field {_label(key)} dropped")
@@ -328,13 +283,89 @@ def convertRequest(
     targets = tools.targets
     for chatName, target in history.targets.items():
         targets.setdefault(chatName, target)
+    context = BridgeContext(
+        model=model,
+        stream=stream,
+        tools=targets,
+        echo=_echoed(request, parallel),
+        healTextCalls=_healable(tools.chatTools, choice),
+    )
+    return ChatConversion(body=body, context=context, dropped=tuple(notes))
 
-    echoTools = request.get("tools")
+
+def _model(request: Mapping[str, Any]) -> str:
+    model = request.get("model")
+    if model is None:
+        raise BridgeRequestError("'model' is required.", param="model", code=_MISSING)
+    if not isinstance(model, str) or not model:
+        raise _typeError("model", "a non-empty string")
+    return model
+
+
+def _optionalBool(request: Mapping[str, Any], field: str, default: bool | None) -> Any:
+    value = request.get(field)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise _typeError(field, "a boolean")
+    return value
+
+
+def _toolFields(
+    body: dict[str, Any],
+    chatTools: list[dict[str, Any]],
+    choice: Any,
+    parallel: bool | None,
+    notes: list[str],
+) -> None:
+    """
+    C{tools}, C{tool_choice} and C{parallel_tool_calls}: sent only while tools remain.
+    """
+    if chatTools:
+        body["tools"] = chatTools
+        if choice is not None:
+            body["tool_choice"] = choice
+        if parallel is not None:
+            body["parallel_tool_calls"] = parallel
+        return
+    if choice is not None and choice != "auto":
+        notes.append("tool_choice dropped: no tools remain")
+    if parallel is not None:
+        notes.append("parallel_tool_calls dropped: no tools remain")
+
+
+def _samplingFields(request: Mapping[str, Any], body: dict[str, Any], profile: Profile) -> None:
+    """
+    C{max_output_tokens} (under the profile's field name), C{temperature}, C{top_p},
+    C{user}.
+    """
+    maxTokens = request.get("max_output_tokens")
+    if maxTokens is not None:
+        if not isinstance(maxTokens, int) or isinstance(maxTokens, bool):
+            raise _typeError("max_output_tokens", "an integer")
+        body[profile.maxTokensField] = maxTokens
+    for field in ("temperature", "top_p"):
+        value = request.get(field)
+        if value is not None:
+            if not _isNumber(value):
+                raise _typeError(field, "a number")
+            body[field] = value
+    user = request.get("user")
+    if user is not None:
+        if not isinstance(user, str):
+            raise _typeError("user", "a string")
+        body["user"] = user
+
+
+def _echoed(request: Mapping[str, Any], parallel: bool | None) -> dict[str, Any]:
+    """
+    The request fields every response object repeats.
+    """
+    tools = request.get("tools")
+    choice = request.get("tool_choice")
     echo: dict[str, Any] = {
-        "tools": echoTools if isinstance(echoTools, list) else [],
-        "tool_choice": request.get("tool_choice")
-        if request.get("tool_choice") is not None
-        else "auto",
+        "tools": tools if isinstance(tools, list) else [],
+        "tool_choice": choice if choice is not None else "auto",
         "parallel_tool_calls": parallel if parallel is not None else True,
         # As OpenAI's response objects do (null when the request had none).
         "previous_response_id": request.get("previous_response_id"),
@@ -344,17 +375,22 @@ def convertRequest(
         value = request.get(field)
         if value is not None:
             echo[field] = value
+    return echo
 
+
+def _healable(chatTools: list[dict[str, Any]], choice: Any) -> dict[str, Any]:
+    """
+    The tools whose calls may come back written as text (bridge-spec section 6): those
+    offered, unless the request said C{tool_choice: none}.
+    """
+    if choice == "none":
+        return {}
     heal: dict[str, Mapping[str, Any] | None] = {}
-    if tools.chatTools and choice != "none":
-        for tool in tools.chatTools:
-            function = tool["function"]
-            parameters = function.get("parameters")
-            heal[function["name"]] = parameters if isinstance(parameters, Mapping) else None
-    context = BridgeContext(
-        model=model, stream=stream, tools=targets, echo=echo, healTextCalls=heal
-    )
-    return ChatConversion(body=body, context=context, dropped=tuple(notes))
+    for tool in chatTools:
+        function = tool["function"]
+        parameters = function.get("parameters")
+        heal[function["name"]] = parameters if isinstance(parameters, Mapping) else None
+    return heal
 
 
 def _convertReasoning(
