@@ -24,10 +24,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from responses_proxy.replies import errorDocument
+
 __all__ = [
     "MAX_MESSAGE_LENGTH",
     "classifyError",
-    "errorBody",
     "extractError",
     "mapStreamError",
     "mapUpstreamError",
@@ -427,15 +428,6 @@ def _statusFrom(value: object) -> int | None:
     return None
 
 
-def errorBody(
-    message: str, errorType: str | None, code: str | None, param: str | None = None
-) -> dict[str, Any]:
-    """
-    A Responses-style error body.
-    """
-    return {"error": {"message": message, "type": errorType, "code": code, "param": param}}
-
-
 def _shortString(value: object, limit: int = 100) -> str | None:
     """
     An upstream identifier (type, code, param) if it is a short clean string.
@@ -444,6 +436,23 @@ def _shortString(value: object, limit: int = 100) -> str | None:
         cleaned = sanitiseMessage(value, limit)
         return cleaned or None
     return None
+
+
+def _detailed(
+    message: str, found: Mapping[str, Any], code: str | None, delay: float | None
+) -> str:
+    """
+    The message with the upstream's raw detail (when it says more) and, for a rate limit,
+    the "try again in N s" hint Codex reads.
+    """
+    rawDetail = found.get("raw")
+    if isinstance(rawDetail, str):
+        raw = sanitiseMessage(rawDetail, 500)
+        if raw and raw not in message:
+            message = sanitiseMessage(message + " (" + raw + ")")
+    if code == RATE_LIMIT_EXCEEDED:
+        message = sanitiseMessage(_retryHint(message, found, delay), MAX_MESSAGE_LENGTH + 64)
+    return message
 
 
 def mapUpstreamError(
@@ -473,13 +482,7 @@ def mapUpstreamError(
         message = f"upstream returned HTTP {status} with an empty body"
     elif found.get("html"):
         message = f"upstream returned HTTP {status} (not JSON): {message}"
-    rawDetail = found.get("raw")
-    if isinstance(rawDetail, str):
-        raw = sanitiseMessage(rawDetail, 500)
-        if raw and raw not in message:
-            message = sanitiseMessage(message + " (" + raw + ")")
-    if code == RATE_LIMIT_EXCEEDED:
-        message = sanitiseMessage(_retryHint(message, found, delay), MAX_MESSAGE_LENGTH + 64)
+    message = _detailed(message, found, code, delay)
     upstreamCode = _shortString(found.get("code"))
     upstreamType = _shortString(found.get("type"))
     if code is None:
@@ -495,7 +498,7 @@ def mapUpstreamError(
     if code == CONTEXT_LENGTH_EXCEEDED and errorType not in ("invalid_request_error",):
         errorType = "invalid_request_error"
     param = _shortString(found.get("param"))
-    return status, errorBody(message, errorType, code, param)
+    return status, errorDocument(message, errorType, code, param)
 
 
 def mapStreamError(error: Mapping[str, Any] | Any) -> tuple[str, str]:
@@ -528,13 +531,7 @@ def mapStreamError(error: Mapping[str, Any] | Any) -> tuple[str, str]:
         code = upstreamCode
     if code is None:
         code = SERVER_ERROR
-    rawDetail = found.get("raw")
-    if isinstance(rawDetail, str):
-        raw = sanitiseMessage(rawDetail, 500)
-        if raw and raw not in message:
-            message = sanitiseMessage(message + " (" + raw + ")")
-    if code == RATE_LIMIT_EXCEEDED:
-        message = sanitiseMessage(_retryHint(message, found, None), MAX_MESSAGE_LENGTH + 64)
+    message = _detailed(message, found, code, None)
     if not message:
         message = "upstream reported an error in the stream"
     return code, message

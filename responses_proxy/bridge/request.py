@@ -23,6 +23,7 @@ from responses_proxy.bridge.context import BridgeContext, ToolKind, ToolTarget
 from responses_proxy.bridge.names import flattenToolName
 from responses_proxy.bridge.profiles import DEFAULT_PROFILE, Profile, applyProfile, mergeFields
 from responses_proxy.bridge.reasoning import decodeReasoning
+from responses_proxy.replies import errorDocument
 
 __all__ = [
     "BridgeRequestError",
@@ -59,14 +60,7 @@ class BridgeRequestError(Exception):
         """
         @return: the Responses-style body C{{"error": {message, type, param, code}}}.
         """
-        return {
-            "error": {
-                "message": self.message,
-                "type": "invalid_request_error",
-                "param": self.param,
-                "code": self.code,
-            }
-        }
+        return errorDocument(self.message, "invalid_request_error", self.code, self.param)
 
 
 @attrs.frozen
