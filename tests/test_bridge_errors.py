@@ -437,3 +437,17 @@ class HelperTests(SynchronousTestCase):
     def test_extractFields(self) -> None:
         found = extractError(b'{"error":{"message":"m","type":"t","code":"c","param":"p"}}')
         self.assertEqual(found, {"message": "m", "type": "t", "code": "c", "param": "p"})
+
+
+class SSEFramedErrorTests(SynchronousTestCase):
+    """
+    An error in SSE framing is read with the project's one SSE parser.
+    """
+
+    def test_lastLineWithoutLineEnd(self) -> None:
+        """A body read whole whose last data line has no line end still gives its message."""
+        from responses_proxy.bridge.errors import extractError
+
+        body = b'data: {"error": {"message": "context too long", "code": "ctx"}}'
+        self.assertEqual(extractError(body)["message"], "context too long")
+        self.assertEqual(extractError(b": ping\r\n" + body)["message"], "context too long")

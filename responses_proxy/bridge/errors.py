@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from responses_proxy.replies import errorDocument
+from responses_proxy.sse import SSELineTooLong, SSEParser
 
 __all__ = [
     "MAX_MESSAGE_LENGTH",
@@ -269,15 +270,23 @@ def _fromObject(value: object, depth: int = 0) -> dict[str, Any]:
     return found
 
 
-def _ssePayload(text: str) -> object:
+def _ssePayload(body: bytes) -> object:
     """
-    The first JSON C{data:} payload of an SSE-framed body (a server that answers a
-    streaming request's error in its stream framing), or L{None}.
+    The first JSON data payload of an SSE-framed body (a server that answers a streaming
+    request's error in its stream framing), or L{None}.
     """
-    for line in text.splitlines()[:64]:
-        if line.startswith("data:"):
+    parser = SSEParser()
+    try:
+        # The body is whole: its last line is not cut even without a line end.
+        payloads = parser.feed(body + b"\n") + parser.close()
+    except SSELineTooLong:
+        return None
+    for payload in payloads[:64]:
+        # Servers that frame an error this way are loose about blank lines: try each
+        # data line of an event too.
+        for candidate in (payload, *payload.split(b"\n")):
             try:
-                return json.loads(line[5:].strip())
+                return json.loads(candidate)
             except ValueError:
                 continue
     return None
@@ -301,7 +310,7 @@ def extractError(body: bytes) -> dict[str, Any]:
     except ValueError:
         parsed = None
     if parsed is None and stripped.startswith(("data:", "event:", ":")):
-        parsed = _ssePayload(stripped)
+        parsed = _ssePayload(body if isinstance(body, bytes) else text.encode("utf-8"))
     if parsed is not None:
         found = _fromObject(parsed)
         if "message" not in found and not isinstance(parsed, str):

@@ -14,10 +14,11 @@ from collections.abc import Callable
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.client import PotentialDataLoss, ResponseDone
 
-from responses_proxy.sse import DEFAULT_MAX_LINE_LENGTH, SSEReceiver
+from responses_proxy.sse import DEFAULT_MAX_LINE_LENGTH, SSEParser
 
 Started = Callable[[IPushProducer], None]
 
@@ -110,6 +111,106 @@ class CollectBody(Protocol):
             self.finished.callback(b"".join(self._parts))
         else:
             self.finished.errback(reason)
+
+
+class SSEReceiver(Protocol):
+    """
+    The body protocol for an upstream C{text/event-stream} reply.
+
+    Use as C{response.deliverBody(SSEReceiver(onData))}. Each completed
+    event's data payload goes to C{onData} as soon as it is complete. The
+    C{transport} is Twisted's C{TransportProxyProducer}; it stays untouched,
+    so the caller can register it as the request's producer for backpressure.
+
+    @ivar finished: fires with L{None} when the body ended cleanly (a
+        C{ResponseDone}, or a C{PotentialDataLoss}: no length and the upstream
+        closed). Errbacks with L{SSELineTooLong} when the limit was hit, with
+        whatever C{onData} raised, or with the original failure (such as
+        C{ResponseFailed}) when the body was cut. In the first two cases
+        C{transport.stopProducing()} was called first, which closes the
+        upstream connection.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        onData: Callable[[bytes], None],
+        maxLineLength: int = DEFAULT_MAX_LINE_LENGTH,
+    ) -> None:
+        """
+        @param onData: called with each event's data payload, in order.
+        @param maxLineLength: the bound on one line and one event's data.
+        """
+        self._onData = onData
+        self._parser = SSEParser(maxLineLength)
+        self._done = False
+        self.finished: Deferred[None] = Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Parse a read and hand on the events it completes.
+
+        @param data: the bytes read from the body.
+        """
+        if self._done:
+            return
+        try:
+            payloads = self._parser.feed(data)
+        except Exception:
+            self._stop(Failure())
+            return
+        self._deliver(payloads)
+
+    def connectionLost(self, reason: Failure) -> None:
+        """
+        The body ended: fire L{finished}, after the last event at a clean end.
+
+        @param reason: C{ResponseDone} or C{PotentialDataLoss} for a clean end,
+            anything else (usually C{ResponseFailed}) for a cut one.
+        """
+        if self._done:
+            return
+        if reason.check(ResponseDone, PotentialDataLoss) is None:
+            self._done = True
+            self.finished.errback(reason)
+            return
+        if not self._deliver(self._parser.close()):
+            return
+        self._done = True
+        self.finished.callback(None)
+
+    def _deliver(self, payloads: list[bytes]) -> bool:
+        """
+        Call C{onData} for each payload, stopping at the first error.
+
+        @param payloads: completed events' data.
+        @return: C{True} if every payload was delivered.
+        """
+        for payload in payloads:
+            if self._done:
+                # onData ended the body from inside (say, stopProducing
+                # leading to a synchronous connectionLost).
+                return False
+            try:
+                self._onData(payload)
+            except Exception:
+                self._stop(Failure())
+                return False
+        return not self._done
+
+    def _stop(self, failure: Failure) -> None:
+        """
+        Close the upstream, ignore whatever else arrives, and fail L{finished}.
+
+        @param failure: what went wrong.
+        """
+        self._done = True
+        try:
+            self.transport.stopProducing()
+        except Exception:
+            self._log.failure("Stopping the upstream body failed")
+        self.finished.errback(failure)
 
 
 class SSEBody(SSEReceiver):
