@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_plugin -*-
+# -*- test-case-name: tests.test_cli -*-
 """
 The C{codex-responses-api-proxy} console script (and C{python -m responses_proxy}).
 

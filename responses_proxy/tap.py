@@ -151,24 +151,28 @@ def readKeyFromStdin() -> AuthorizationHeader:
     """
     if not os.isatty(0):
         return readAuthorization()
-    print(
-        f"{PROG}: waiting for the API key on stdin (one line; pipe it in to avoid typing it)",
-        file=sys.stderr,
-        flush=True,
-    )
     import termios
 
     try:
         saved = termios.tcgetattr(0)
     except termios.error:
-        return readAuthorization()
-    quiet = list(saved)
-    quiet[3] &= ~termios.ECHO
-    termios.tcsetattr(0, termios.TCSANOW, quiet)
+        saved = None
+    if saved is not None:
+        # Echo off before the prompt: what is typed after it is never shown.
+        quiet = list(saved)
+        quiet[3] &= ~termios.ECHO
+        termios.tcsetattr(0, termios.TCSANOW, quiet)
+    print(
+        f"{PROG}: waiting for the API key on stdin (one line, not shown; "
+        "pipe it in to avoid typing it)",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         return readAuthorization()
     finally:
-        termios.tcsetattr(0, termios.TCSANOW, saved)
+        if saved is not None:
+            termios.tcsetattr(0, termios.TCSANOW, saved)
         print(file=sys.stderr, flush=True)
 
 
