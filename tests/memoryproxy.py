@@ -109,6 +109,9 @@ class ClientConnection:
 
         self.transport.loseConnection()
         self.channel.connectionLost(Failure(ConnectionDone()))
+        # As a TCP transport does once its connection is lost: it lets go of the
+        # protocol it was producing for.
+        self.transport.producer = None
 
 
 class MemoryProxy:

@@ -630,3 +630,34 @@ class TextCallTests(BridgeBase):
         [call] = document["output"]
         self.assertEqual((call["type"], call["name"]), ("function_call", "shell"))
         self.assertEqual(json.loads(call["arguments"]), {"command": "ls", "timeout": 5})
+
+
+class ReferenceCycleTests(BridgeBase):
+    """
+    A finished exchange is freed by reference counting alone, not at the next full
+    garbage collection (many streams in flight held tens of MiB until then).
+    """
+
+    def test_noCyclesLeftAfterAStream(self) -> None:
+        """With the collector off, nothing of a completed bridged stream survives."""
+        import gc
+
+        from responses_proxy.bridge.stream import ResponsesStream
+        from responses_proxy.web.exchange import UpstreamExchange
+
+        gc.collect()
+        gc.disable()
+        self.addCleanup(gc.enable)
+        up, lost = self.openStream()
+        up.write(chunkEvent({"reasoning_content": "think"}))
+        up.write(chunkEvent({"content": "done"}))
+        self.completeStream(up)
+        self.client.disconnect()
+        self.proxy.pump()
+        survivors = [
+            type(o).__name__
+            for o in gc.get_objects()
+            if isinstance(o, (UpstreamExchange, ResponsesStream))
+            or type(o).__name__ == "_Bridge"
+        ]
+        self.assertEqual(survivors, [])

@@ -314,3 +314,35 @@ class FormBodyTests(SynchronousTestCase):
             client.send(request(body=body, headers=[(b"Content-Type", contentType)]))
             proxy.pump()
             self.assertEqual(agent.bodies, [body], contentType)
+
+
+class ReferenceCycleTests(SynchronousTestCase):
+    """
+    A finished exchange and a closed connection are freed by reference counting alone.
+    """
+
+    def test_noCyclesLeftAfterARequest(self) -> None:
+        """With the collector off, nothing of a relayed request or its connection survives."""
+        import gc
+
+        from responses_proxy.web.exchange import UpstreamExchange
+        from responses_proxy.web.front import StrictHTTPChannel, StrictRequest
+
+        gc.collect()
+        gc.disable()
+        self.addCleanup(gc.enable)
+        proxy = MemoryProxy()
+        client = proxy.connect()
+        client.send(request())
+        proxy.pump()
+        [up] = proxy.upstreamRequests
+        up.write(b'{"ok": true}')
+        up.finish()
+        proxy.pump()
+        self.assertTrue(client.response().complete)
+        client.disconnect()
+        del client
+        proxy.pump()
+        kinds = (UpstreamExchange, StrictRequest, StrictHTTPChannel)
+        survivors = [type(o).__name__ for o in gc.get_objects() if isinstance(o, kinds)]
+        self.assertEqual(survivors, [])

@@ -105,11 +105,15 @@ class _Bridge:
         self._noData = clock.deadline(limits.streamDataTimeout, self._noDataDue)
         self._tail = clock.deadline(limits.tailWait, self._tailDue)
         self._drain = clock.deadline(_DRAIN_SECONDS, exchange.stopUpstream)
-        exchange.whenClientGone(self._stopTimers)
+        exchange.whenClientGone(self._clientGone)
 
     def _stopTimers(self) -> None:
-        for deadline in (self._keepAlive, self._silence, self._noData, self._tail, self._drain):
+        for deadline in (self._keepAlive, self._silence, self._noData, self._tail):
             deadline.cancel()
+
+    def _clientGone(self) -> None:
+        self._stopTimers()
+        self._drain.cancel()
 
     # -- request ---------------------------------------------------------------------------
 

@@ -91,7 +91,7 @@ class UpstreamExchange:
         self._goneCallbacks: list[Callable[[], None]] = []
         self._pending: list[bytes] = []
         self._flushCall: IDelayedCall | None = None
-        request.notifyFinish().addErrback(self._clientLeft)
+        request.notifyFinish().addCallbacks(self._clientDone, self._clientLeft)
 
     # -- the upstream request --------------------------------------------------------------
 
@@ -163,6 +163,11 @@ class UpstreamExchange:
         """
         self._goneCallbacks.append(callback)
 
+    def _clientDone(self, result: None) -> None:
+        # The response was finished: nothing is left to call, and the callbacks (methods
+        # of the leaf's handler, which holds this exchange) must not keep it alive.
+        self._goneCallbacks = []
+
     def _clientLeft(self, reason: Failure) -> None:
         self.clientGone = True
         self._headerDeadline.cancel()
@@ -176,7 +181,8 @@ class UpstreamExchange:
             # Also when "called": a Deferred chained on the connection's own request
             # Deferred forwards the cancellation to it, which aborts the connection.
             self._pendingRequest.cancel()
-        for callback in self._goneCallbacks:
+        callbacks, self._goneCallbacks = self._goneCallbacks, []
+        for callback in callbacks:
             callback()
         self.finishDump("client_disconnected")
 
