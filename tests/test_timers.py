@@ -131,3 +131,54 @@ class DeadlineTests(SynchronousTestCase):
         self.deadline.start(2)
         self.clocks.elapse(2)
         self.assertEqual(self.fired, [2.0])
+
+
+class _Owner:
+    def __init__(self, clocks: SteppingClocks, fired: list[str]) -> None:
+        self.fired = fired
+        self.deadline = clocks.clock.deadline(5, self.expired)
+
+    def expired(self) -> None:
+        self.fired.append("owner")
+
+
+class OwnershipTests(SynchronousTestCase):
+    """
+    A deadline does not keep its owner alive (no reference cycle per owner).
+    """
+
+    def test_ownerFreedByReferenceCounting(self) -> None:
+        """An owner holding its deadline is freed as soon as nothing else holds it, even
+        with the deadline running; the wake-up then does nothing."""
+        import gc
+        import weakref
+
+        clocks = SteppingClocks()
+        fired: list[str] = []
+        gc.disable()
+        self.addCleanup(gc.enable)
+        owner = _Owner(clocks, fired)
+        owner.deadline.start()
+        ref = weakref.ref(owner)
+        del owner
+        self.assertIsNone(ref())
+        clocks.elapse(10)
+        self.assertEqual(fired, [])
+
+    def test_liveOwnerFires(self) -> None:
+        """While the owner lives, its method is called."""
+        clocks = SteppingClocks()
+        fired: list[str] = []
+        owner = _Owner(clocks, fired)
+        owner.deadline.start()
+        clocks.elapse(5)
+        self.assertEqual(fired, ["owner"])
+
+    def test_plainFunctionsHeldStrongly(self) -> None:
+        """A function or lambda (no owner to hold) is kept and called."""
+        clocks = SteppingClocks()
+        fired: list[str] = []
+        deadline = clocks.clock.deadline(1, lambda: fired.append("lambda"))
+        deadline.start()
+        clocks.elapse(1)
+        self.assertEqual(fired, ["lambda"])
