@@ -96,6 +96,7 @@ class _Bridge:
         self._profile = profile
         self._store = store
         self._resolved: ResolvedRequest | None = None
+        self._now = 0.0
         clock, limits = exchange.clock, exchange.limits
         self._conversion: ChatConversion | None = None
         self._stream: ResponsesStream | None = None
@@ -427,7 +428,9 @@ class _Bridge:
         Any bytes of the stream, comments included: llama.cpp servers send only C{: ping}
         while they evaluate a long prompt, and that is life, not silence.
         """
-        self._silence.touch()
+        # One clock read per read serves the deadlines this read's events touch.
+        self._now = now = self._exchange.clock.monotonic()
+        self._silence.touch(now)
         if self._exchange.dump is not None:
             self._exchange.dump.upstreamData(data)
 
@@ -435,7 +438,7 @@ class _Bridge:
         stream = self._stream
         if stream is None or stream.done or self._exchange.clientGone:
             return
-        self._noData.touch()
+        self._noData.touch(self._now)
         step = stream.feed(payload)
         if step.events:
             self._write(step.events)
@@ -494,7 +497,9 @@ class _Bridge:
         exchange = self._exchange
         if not data or exchange.clientGone:
             return
-        self._keepAlive.touch()
+        # Writes come from an upstream read (self._now is its time) or from a timer that
+        # restarts or stops the keep-alive itself.
+        self._keepAlive.touch(self._now)
         if exchange.dump is not None:
             exchange.dump.clientData(data)
         exchange.write(data)

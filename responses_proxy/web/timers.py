@@ -92,12 +92,15 @@ class Deadline:
             self._call.cancel()
         self._call = self._clock.reactor.callLater(self.seconds, self._due)
 
-    def touch(self) -> None:
+    def touch(self, now: float | None = None) -> None:
         """
         Push the end back to a full period from now, cheaply (activity was seen).
+
+        @param now: the monotonic time, if the caller has just read it (one clock read
+            then serves every deadline touched by the same event).
         """
         if self._end is not None:
-            self._end = self._clock.monotonic() + self.seconds
+            self._end = (self._clock.monotonic() if now is None else now) + self.seconds
 
     def remaining(self) -> float | None:
         """
