@@ -70,28 +70,6 @@ def text(content: str) -> dict[str, Any]:
     return chunk({"content": content})
 
 
-def call(
-    index: int | None = None,
-    callId: str | None = None,
-    name: str | None = None,
-    arguments: str | None = None,
-) -> dict[str, Any]:
-    """
-    One C{tool_calls} entry with only the given fields.
-    """
-    entry: dict[str, Any] = {}
-    if index is not None:
-        entry["index"] = index
-    if callId is not None:
-        entry["id"] = callId
-        entry["type"] = "function"
-    function: dict[str, Any] = {}
-    if name is not None:
-        function["name"] = name
-    if arguments is not None:
-        function["arguments"] = arguments
-    entry["function"] = function
-    return entry
 
 
 def calls(*entries: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from responses_proxy.bridge.profiles import (
 )
 from responses_proxy.bridge.request import convertRequest
 from responses_proxy.config import StartupError, buildConfig
+from tests.support import http
 from tests.support.procs import PYTHON, ManagedProcess, makeTempDir, pythonEnv
 from tests.support.proxy import ProxyProcess
 
@@ -613,24 +613,8 @@ class BuildConfigTests(SynchronousTestCase):
             self.assertEqual(e.exitCode, 1)
 
 
-def _freePort() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
-def _listening(port: int) -> bool:
-    s = socket.socket()
-    s.settimeout(2)
-    try:
-        s.connect(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
 
 
 class CommandLineTests(SynchronousTestCase):
@@ -655,7 +639,7 @@ class CommandLineTests(SynchronousTestCase):
             (["--provider-config", str(unknown)], "needs --bridge-to-chat"),
         ]
         for args, message in cases:
-            port = _freePort()
+            port = http.freePort()
             info = directory / "info.json"
             process = ManagedProcess(
                 [
@@ -684,7 +668,7 @@ class CommandLineTests(SynchronousTestCase):
             self.assertIn(message, lines[0])
             self.assertEqual(process.stdout(), b"")
             self.assertFalse(info.exists())
-            self.assertFalse(_listening(port))
+            self.assertFalse(http.listening(port))
 
     def test_goodConfigStarts(self) -> None:
         """A good provider config starts the bridge, which names its profile once."""

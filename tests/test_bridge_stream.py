@@ -24,7 +24,6 @@ from tests.chatreply import (
     RESPONSE_ID,
     Ids,
     SDKAgreementMixin,
-    call,
     calls,
     chunk,
     context,
@@ -40,6 +39,7 @@ from tests.chatreply import (
     usageChunk,
 )
 from tests.sdkcheck import SDKCheckError, finalResponse, validateEvents
+from tests.support.chat import toolCall as call
 
 SEEDS = 400
 

@@ -10,7 +10,6 @@ import gzip
 import json
 import os
 import secrets
-import socket
 from pathlib import Path
 
 import zstandard
@@ -20,14 +19,6 @@ from tests.support import http
 from tests.support.fake import FakeUpstream, makeSelfSigned
 from tests.support.procs import PYTHON, ManagedProcess, makeTempDir, pythonEnv
 from tests.support.proxy import ProxyProcess
-
-
-def closedPort() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def clientView(resp: http.Response) -> bytes:
@@ -198,7 +189,7 @@ class LeakTests(SynchronousTestCase):
         refused = ProxyProcess(
             self,
             key=self.key,
-            upstreamURL=f"http://127.0.0.1:{closedPort()}/v1/responses",
+            upstreamURL=f"http://127.0.0.1:{http.freePort()}/v1/responses",
             dumpDir=str(dumps),
         ).start()
         post(refused.port)

@@ -25,26 +25,6 @@ from tests.support.procs import ManagedProcess, WaitTimeout, makeTempDir, python
 from tests.support.proxy import DEFAULT_KEY, ProxyProcess
 
 
-def freePort() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def listening(port: int) -> bool:
-    s = socket.socket()
-    s.settimeout(2)
-    try:
-        s.connect(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
 def rssKiB(pid: int) -> int:
     with open(f"/proc/{pid}/status", "rb") as f:
         for line in f:
@@ -77,14 +57,14 @@ class StartupTests(Base):
         info = json.loads(text)
         self.assertEqual(set(info), {"port", "pid"})
         self.assertEqual(info["pid"], proxy.process.pid)
-        self.assertTrue(listening(info["port"]))
+        self.assertTrue(http.listening(info["port"]))
         self.assertEqual(stat.S_IMODE(os.stat(proxy.serverInfo).st_mode), 0o644)
         self.assertEqual(stat.S_IMODE(os.stat(proxy.serverInfo.parent).st_mode), 0o755)
         self.assertEqual(os.listdir(proxy.serverInfo.parent), ["server-info.json"])
 
     def test_fixedPortAndLoopbackOnly(self) -> None:
         """--port binds that port, on 127.0.0.1 only."""
-        port = freePort()
+        port = http.freePort()
         proxy = self.proxy(port=port)
         self.assertEqual(proxy.port, port)
         with open("/proc/net/tcp") as f:
@@ -145,7 +125,7 @@ class StartupTests(Base):
         self.assertEqual(fake.requests()[0].body, b"{}")
 
     def failedStart(self, stdin: bytes, args: list[str], env: dict[str, str] | None = None):
-        port = freePort()
+        port = http.freePort()
         directory = makeTempDir(self)
         info = directory / "sub" / "info.json"
         from tests.support.procs import PYTHON, pythonEnv
@@ -163,7 +143,7 @@ class StartupTests(Base):
         code = process.wait(20)
         self.assertNotEqual(code, 0)
         self.assertFalse(info.exists())
-        self.assertFalse(listening(port))
+        self.assertFalse(http.listening(port))
         err = process.stderr().decode()
         lines = [line for line in err.splitlines() if line.strip()]
         self.assertEqual(len(lines), 1, err)
@@ -226,7 +206,7 @@ class StartupTests(Base):
         directory = makeTempDir(self)
         blocker = directory / "file"
         blocker.write_text("x")
-        port = freePort()
+        port = http.freePort()
         from tests.support.procs import PYTHON, pythonEnv
 
         process = ManagedProcess(
@@ -247,7 +227,7 @@ class StartupTests(Base):
         self.addCleanup(process.stop)
         self.assertEqual(process.wait(20), 1)
         self.assertIn(b"cannot write --server-info", process.stderr())
-        self.assertFalse(listening(port))
+        self.assertFalse(http.listening(port))
 
 
 class ForwardingTests(Base):
@@ -715,7 +695,7 @@ class StreamingTests(Base):
 
     def test_upstreamRefused(self) -> None:
         """An upstream that refuses connections gives 502 with a JSON error."""
-        port = freePort()
+        port = http.freePort()
         proxy = self.proxy(upstreamURL=f"http://127.0.0.1:{port}/v1/responses")
         resp = http.post(proxy.port, body=b"{}")
         self.assertEqual(resp.status, 502)
@@ -800,7 +780,7 @@ class ShutdownTests(Base):
         self.addCleanup(stream.close)
         stream.readEvent(5)
         self.assertEqual(proxy.shutdown(), 0)
-        self.assertFalse(listening(proxy.port))
+        self.assertFalse(http.listening(proxy.port))
 
     def test_consoleScriptShutdown(self) -> None:
         """The installed console script serves and exits 0 on /shutdown."""

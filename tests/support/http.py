@@ -503,3 +503,29 @@ def openStream(
     except BaseException:
         conn.close()
         raise
+
+
+def freePort() -> int:
+    """
+    A port on 127.0.0.1 that nothing listened on a moment ago (bound, then released).
+    """
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def listening(port: int) -> bool:
+    """
+    Whether something accepts connections on 127.0.0.1:C{port}.
+    """
+    s = socket.socket()
+    s.settimeout(2)
+    try:
+        s.connect(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
