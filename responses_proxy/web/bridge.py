@@ -141,19 +141,35 @@ class _Bridge:
 
     def _refuse(self, raw: bytes, error: BridgeRequestError) -> None:
         exchange = self._exchange
-        request = exchange.request
         _log.info("bridge refused the request: {message}", message=error.message)
-        if exchange.dump is not None:
-            exchange.dump.writeRequest(
-                request.method,
-                request.uri,
-                list(request.requestHeaders.getAllRawHeaders()),
-                raw,
-                exchange.upstream.url,
-            )
+        self._dumpRequest(raw)
         self._finished = True
         exchange.sendError(400, encodeJSON(error.errorBody()))
         exchange.finishDump("bad_request")
+
+    def _dumpRequest(
+        self,
+        raw: bytes,
+        upstreamBody: bytes | None = None,
+        upstreamHeaders: list[tuple[bytes, list[bytes]]] | None = None,
+    ) -> None:
+        """
+        The C{--dump-dir} request file: the client's request, and the chat request it
+        became (if it became one).
+        """
+        exchange = self._exchange
+        if exchange.dump is None:
+            return
+        client = exchange.request
+        exchange.dump.writeRequest(
+            client.method,
+            client.uri,
+            list(client.requestHeaders.getAllRawHeaders()),
+            raw,
+            exchange.upstream.url,
+            upstreamBody=upstreamBody,
+            upstreamHeaders=upstreamHeaders,
+        )
 
     def _storeFailed(self, raw: bytes, failure: Failure) -> None:
         """
@@ -180,23 +196,14 @@ class _Bridge:
             _log.debug("bridge dropped {note}", note=note)
         self._resolved = resolved
         self._conversion = conversion
-        request_ = exchange.request
         upstream = exchange.upstream
-        headers = list(request_.requestHeaders.getAllRawHeaders())
         body = encodeJSON(conversion.body)
         pairs = bridgeRequestHeaders(
-            headers, upstream.authorization.value, conversion.context.stream
+            exchange.request.requestHeaders.getAllRawHeaders(),
+            upstream.authorization.value,
+            conversion.context.stream,
         )
-        if exchange.dump is not None:
-            exchange.dump.writeRequest(
-                request_.method,
-                request_.uri,
-                headers,
-                raw,
-                upstream.url,
-                upstreamBody=body,
-                upstreamHeaders=pairs,
-            )
+        self._dumpRequest(raw, body, pairs)
         d = exchange.send(pairs, upstream.client.bodyProducer(io.BytesIO(body)))
         d.addCallback(self._gotResponse).addErrback(self._bug)
 
