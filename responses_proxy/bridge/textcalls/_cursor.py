@@ -12,10 +12,12 @@ that is what makes the healer's result independent of where the chunks were spli
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 if TYPE_CHECKING:
     from responses_proxy.bridge.textcalls._values import ParseContext
+
+_T = TypeVar("_T")
 
 
 class NeedMore(Exception):
@@ -84,14 +86,22 @@ class Cursor:
         """
         self._memo[(key, self.pos)] = index
 
-    def resumeLoop(self, key: str) -> tuple[int, Any] | None:
+    def resumeLoop(self, key: str, fresh: _T) -> tuple[_T, bool]:
         """
-        The state a loop that starts at the cursor under C{key} reached in an earlier
-        parse of this block: its position after the last complete item, and what it
-        had built (shared, to be extended in place). A complete item never changes as
-        the block grows, so a long block is not re-parsed from its start every time.
+        Resume the loop that starts at the cursor under C{key} where an earlier parse of
+        this block left it: the cursor moves to its position after the last complete
+        item, and what it had built (shared, to be extended in place) is returned. A
+        complete item never changes as the block grows, so a long block is not re-parsed
+        from its start every time.
+
+        @param fresh: what the loop starts with when there is nothing to resume.
+        @return: what the loop has built, and whether it was resumed.
         """
-        return self._memo.get((key, self.pos))
+        state = self._memo.get((key, self.pos))
+        if state is None:
+            return fresh, False
+        self.pos, built = state
+        return built, True
 
     def saveLoop(self, key: str, start: int, built: Any) -> None:
         """

@@ -49,13 +49,9 @@ def parseDeepSeek(c: Cursor, opener: str, openerEnd: int) -> tuple[list[Call], s
     each in C{<｜tool▁call▁begin｜>}...C{<｜tool▁call▁end｜>}, inside an optional section.
     """
     c.pos = openerEnd
-    calls: list[Call] = []
-    fmt = ""
-    inCall = opener == DEEPSEEK_CALL
-    state = c.resumeLoop("deepseek")
-    if state is not None:
-        c.pos, (calls, fmt) = state
-        inCall = False
+    calls: list[Call]
+    (calls, fmt), resumed = c.resumeLoop("deepseek", ([], ""))
+    inCall = opener == DEEPSEEK_CALL and not resumed
     while True:
         if not inCall:
             save = c.pos
@@ -139,12 +135,9 @@ def parseKimi(c: Cursor, opener: str, openerEnd: int) -> tuple[list[Call], str]:
     calls, inside an optional section (singular or plural spelling).
     """
     c.pos = openerEnd
-    calls: list[Call] = []
-    inCall = opener == KIMI_CALL
-    state = c.resumeLoop("kimi")
-    if state is not None:
-        c.pos, calls = state
-        inCall = False
+    calls: list[Call]
+    calls, resumed = c.resumeLoop("kimi", [])
+    inCall = opener == KIMI_CALL and not resumed
     while True:
         if not inCall:
             save = c.pos

@@ -148,10 +148,8 @@ def qwenFunction(c: Cursor, wrapper: str | None) -> tuple[Call, bool]:
         c.expect("</function>")
         return (name, arguments), True
     start = c.pos
-    state = c.resumeLoop("qwen-params")
-    arguments: dict[str, Any] = {}
-    if state is not None:
-        c.pos, arguments = state
+    arguments: dict[str, Any]
+    arguments, _ = c.resumeLoop("qwen-params", {})
     while True:
         c.ws()
         if c.lit("</function>"):
@@ -300,10 +298,8 @@ def _glm(c: Cursor) -> Call:
     """
     name = c.ctx.known(c.run(_NAME))
     start = c.pos
-    state = c.resumeLoop("glm-args")
-    arguments: dict[str, Any] = {}
-    if state is not None:
-        c.pos, arguments = state
+    arguments: dict[str, Any]
+    arguments, _ = c.resumeLoop("glm-args", {})
     while True:
         _gap(c)
         if not c.lit("<arg_key>"):
@@ -527,10 +523,8 @@ def _parameters(c: Cursor, name: str) -> dict[str, Any]:
     Read parameters up to the closing C{</invoke>} (or C{</function>}).
     """
     start = c.pos
-    state = c.resumeLoop("invoke-params")
-    arguments: dict[str, Any] = {}
-    if state is not None:
-        c.pos, arguments = state
+    arguments: dict[str, Any]
+    arguments, _ = c.resumeLoop("invoke-params", {})
     while True:
         c.ws()
         t = _tag(c)
@@ -583,10 +577,8 @@ def _invokes(c: Cursor) -> list[Call]:
     complete invoke ends the block before it (an unterminated section).
     """
     start = c.pos
-    state = c.resumeLoop("invokes")
-    calls: list[Call] = []
-    if state is not None:
-        c.pos, calls = state
+    calls: list[Call]
+    calls, _ = c.resumeLoop("invokes", [])
     while True:
         save = c.pos
         c.ws()
