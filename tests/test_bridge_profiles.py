@@ -29,9 +29,8 @@ from responses_proxy.bridge.profiles import (
 )
 from responses_proxy.bridge.request import convertRequest
 from responses_proxy.config import StartupError, buildConfig
-from tests.support import http
-from tests.support.procs import PYTHON, ManagedProcess, makeTempDir, pythonEnv
-from tests.support.proxy import ProxyProcess
+from tests.support.procs import makeTempDir
+from tests.support.proxy import ProxyProcess, failedStart
 
 _FIXTURES = Path(__file__).parent / "fixtures" / "codex-0.169.0"
 _CHAT = "/v1/chat/completions"
@@ -639,36 +638,13 @@ class CommandLineTests(SynchronousTestCase):
             (["--provider-config", str(unknown)], "needs --bridge-to-chat"),
         ]
         for args, message in cases:
-            port = http.freePort()
-            info = directory / "info.json"
-            process = ManagedProcess(
-                [
-                    PYTHON,
-                    "-m",
-                    "responses_proxy",
-                    "--port",
-                    str(port),
-                    "--server-info",
-                    str(info),
-                    "--upstream-url",
-                    f"http://127.0.0.1:1{_CHAT}",
-                    *args,
-                ],
-                env=pythonEnv(),
-                # Not a valid key: had the key been read, the error would be about it.
-                stdin=b"",
-                directory=directory,
-                name="proxy",
-            ).start()
-            self.addCleanup(process.stop)
-            self.assertEqual(process.wait(20), 1)
-            lines = [line for line in process.stderr().decode().splitlines() if line.strip()]
-            self.assertEqual(len(lines), 1, lines)
-            self.assertTrue(lines[0].startswith("Error: "), lines[0])
-            self.assertIn(message, lines[0])
-            self.assertEqual(process.stdout(), b"")
-            self.assertFalse(info.exists())
-            self.assertFalse(http.listening(port))
+            # No key on stdin: had the key been read, the error would be about it.
+            code, line = failedStart(
+                self, b"", ["--upstream-url", f"http://127.0.0.1:1{_CHAT}", *args]
+            )
+            self.assertEqual(code, 1)
+            self.assertTrue(line.startswith("Error: "), line)
+            self.assertIn(message, line)
 
     def test_goodConfigStarts(self) -> None:
         """A good provider config starts the bridge, which names its profile once."""

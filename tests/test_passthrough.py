@@ -22,7 +22,7 @@ from tests.support import http, wire
 from tests.support.events import completed, created, sseSpec
 from tests.support.fake import FakeUpstream, makeCAAndLeaf, makeSelfSigned
 from tests.support.procs import ManagedProcess, WaitTimeout, makeTempDir, pythonEnv
-from tests.support.proxy import DEFAULT_KEY, ProxyProcess
+from tests.support.proxy import DEFAULT_KEY, ProxyProcess, failedStart
 
 
 def rssKiB(pid: int) -> int:
@@ -124,31 +124,6 @@ class StartupTests(Base):
         self.assertEqual(len(fake.requests()), 1)
         self.assertEqual(fake.requests()[0].body, b"{}")
 
-    def failedStart(self, stdin: bytes, args: list[str], env: dict[str, str] | None = None):
-        port = http.freePort()
-        directory = makeTempDir(self)
-        info = directory / "sub" / "info.json"
-        from tests.support.procs import PYTHON, pythonEnv
-
-        environment = pythonEnv(env)
-        process = ManagedProcess(
-            [PYTHON, "-m", "responses_proxy", "--port", str(port), "--server-info", str(info)]
-            + args,
-            env=environment,
-            stdin=stdin,
-            directory=directory,
-            name="proxy",
-        ).start()
-        self.addCleanup(process.stop)
-        code = process.wait(20)
-        self.assertNotEqual(code, 0)
-        self.assertFalse(info.exists())
-        self.assertFalse(http.listening(port))
-        err = process.stderr().decode()
-        lines = [line for line in err.splitlines() if line.strip()]
-        self.assertEqual(len(lines), 1, err)
-        self.assertEqual(process.stdout(), b"")
-        return code, lines[0]
 
     def test_keyErrors(self) -> None:
         """Each bad key exits non-zero with the original's message and nothing listening."""
@@ -162,7 +137,7 @@ class StartupTests(Base):
             (b"sk-" + b"a" * 1100 + b"\n", "too large to fit in the 1024-byte buffer"),
         ]
         for stdin, message in cases:
-            code, line = self.failedStart(stdin, [])
+            code, line = failedStart(self, stdin, [])
             self.assertEqual(code, 1)
             self.assertIn(message, line)
             self.assertTrue(line.startswith("Error: "), line)
@@ -175,7 +150,7 @@ class StartupTests(Base):
             (["--upstream-url", "https://u:p@example.com/x"], "credentials"),
             (["--bridge-to-chat"], "--upstream-url"),
         ]:
-            code, line = self.failedStart(b"sk-abc\n", args)
+            code, line = failedStart(self, b"sk-abc\n", args)
             self.assertIn(message, line)
 
     def test_portInUse(self) -> None:

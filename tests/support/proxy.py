@@ -228,3 +228,36 @@ class SharedBridges:
 def _bothRunning(started: tuple[Any, ProxyProcess]) -> bool:
     fake, proxy = started
     return fake.process is not None and fake.process.running() and proxy.process.running()
+
+
+def failedStart(
+    testCase: Any, stdin: bytes, args: Sequence[str], env: Mapping[str, str] | None = None
+) -> tuple[int, str]:
+    """
+    Start C{python -m responses_proxy} with C{args} and a fresh port and server-info path,
+    expecting a start-up error: it exits non-zero with one line on stderr, nothing on
+    stdout, no server-info file and nothing listening.
+
+    @return: the exit status and the line.
+    """
+    port = http.freePort()
+    directory = makeTempDir(testCase)
+    info = directory / "sub" / "info.json"
+    process = ManagedProcess(
+        [PYTHON, "-m", "responses_proxy", "--port", str(port), "--server-info", str(info)]
+        + list(args),
+        env=pythonEnv(dict(env) if env else None),
+        stdin=stdin,
+        directory=directory,
+        name="proxy",
+    ).start()
+    testCase.addCleanup(process.stop)
+    code = process.wait(20)
+    testCase.assertNotEqual(code, 0)
+    testCase.assertFalse(info.exists())
+    testCase.assertFalse(http.listening(port))
+    err = process.stderr().decode()
+    lines = [line for line in err.splitlines() if line.strip()]
+    testCase.assertEqual(len(lines), 1, err)
+    testCase.assertEqual(process.stdout(), b"")
+    return code, lines[0]
