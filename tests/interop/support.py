@@ -619,21 +619,28 @@ def record(server: ChatServer, case: str, exchange: Exchange, client: str,
     """
     if not RECORD:
         return None
-    FIXTURES.mkdir(parents=True, exist_ok=True)
-    path = FIXTURES / f"{server.name}-{case}.json"
-    document = {
-        "server": server.name,
-        "server_version": server.version,
-        "case": case,
-        "client": client,
-        "note": note,
+    return _writeFixture(server, case, client, note, {
         "client_request": exchange.clientRequest,
         "chat_request": chatSummary(exchange.chatRequest),
         "status": exchange.status,
-        "headers": [[k, v] for k, v in exchange.response["headers"]
-                    if k.lower() not in DROPPED_HEADERS],
+        "headers": _keptHeaders(exchange.response["headers"]),
         "body": exchange.raw,
-    }
+    })
+
+
+def _keptHeaders(headers: Any) -> list[list[str]]:
+    return [[k, v] for k, v in headers if k.lower() not in DROPPED_HEADERS]
+
+
+def _writeFixture(server: ChatServer, case: str, client: str, note: str,
+                  fields: dict[str, Any]) -> Path:
+    """
+    Write C{tests/fixtures/real-servers/<server>-<case>.json}; no key may be in it.
+    """
+    FIXTURES.mkdir(parents=True, exist_ok=True)
+    path = FIXTURES / f"{server.name}-{case}.json"
+    document = {"server": server.name, "server_version": server.version, "case": case,
+                "client": client, "note": note, **fields}
     text = json.dumps(document, indent=1, ensure_ascii=False) + "\n"
     assert UPSTREAM_KEY not in text and CLIENT_KEY not in text, "a key in a fixture"
     path.write_text(text)
@@ -650,21 +657,10 @@ def recordTimed(server: ChatServer, case: str, chatRequest: dict[str, Any],
     """
     if not RECORD:
         return None
-    FIXTURES.mkdir(parents=True, exist_ok=True)
-    path = FIXTURES / f"{server.name}-{case}.json"
-    document = {
-        "server": server.name,
-        "server_version": server.version,
-        "case": case,
-        "client": "direct",
-        "note": note,
+    return _writeFixture(server, case, "direct", note, {
         "chat_request": chatSummary(chatRequest),
         "status": 200,
-        "headers": [[k, v] for k, v in headers if k.lower() not in DROPPED_HEADERS],
+        "headers": _keptHeaders(headers),
         "pieces": [[round(t, 3), p.decode("utf-8", "replace")] for t, p in pieces],
         "body": b"".join(p for _, p in pieces).decode("utf-8"),
-    }
-    text = json.dumps(document, indent=1, ensure_ascii=False) + "\n"
-    assert UPSTREAM_KEY not in text and CLIENT_KEY not in text, "a key in a fixture"
-    path.write_text(text)
-    return path
+    })
