@@ -132,6 +132,7 @@ class UpstreamClientTests(SynchronousTestCase):
             ("http://127.0.0.1:8080/v1/responses", b"127.0.0.1:8080"),
             ("http://localhost/v1/responses", b"localhost"),
             ("https://api.example:8443/v1/responses?api-version=1", b"api.example:8443"),
+            ("http://127.0.0.1:9/a%20b/v1/responses?q=x%2Fy", b"127.0.0.1:9"),
         ]
         agent = _CapturingAgent()
         client = UpstreamClient(agent, SteppingClocks().clock)
@@ -149,6 +150,29 @@ class UpstreamClientTests(SynchronousTestCase):
         self.assertEqual(uri, b"https://api.example/v1/responses")
         self.assertEqual(headers.getRawHeaders(b"host"), [b"api.example"])
         self.assertIsNone(body)
+
+    def test_internationalURL(self) -> None:
+        """A URL with a non-ASCII host and path goes out in its URI form (IDNA host,
+        percent-encoded path), as treq would send it, and C{Host} is the IDNA name."""
+        agent = _CapturingAgent()
+        client = UpstreamClient(agent, SteppingClocks().clock)
+        client.request(b"POST", "https://b\u00fccher.example/v1/r\u00e9ponses", [], None)
+        _, uri, headers, _ = agent.requests[-1]
+        self.assertEqual(uri, b"https://xn--bcher-kva.example/v1/r%C3%A9ponses")
+        self.assertEqual(headers.getRawHeaders(b"host"), [b"xn--bcher-kva.example"])
+
+    def test_urlPreparedOnce(self) -> None:
+        """The URL treq is handed is already its own URI form, so treq's per-request
+        C{to_uri()} and C{to_text()} compute nothing (they were a tenth of a small
+        request's CPU)."""
+        agent = _CapturingAgent()
+        client = UpstreamClient(agent, SteppingClocks().clock)
+        url = "https://api.example:8443/v1/responses?api-version=1"
+        client.request(b"POST", url, [], None)
+        ready, _ = client._targets[url]
+        self.assertIs(ready.to_uri(), ready)
+        self.assertIs(ready.to_text(), ready.to_text())
+        self.assertEqual(ready.to_text(), url)
 
 
 class ContentCodingTests(SynchronousTestCase):
