@@ -12,7 +12,7 @@ from twisted.web.iweb import IAgent
 from zope.interface import implementer
 
 from responses_proxy.config import Limits
-from tests.memoryproxy import KEY, MemoryProxy, request
+from tests.memoryproxy import KEY, MemoryProxy, request, upstreamBody
 
 
 @implementer(IAgent)
@@ -397,6 +397,74 @@ class KeepAliveTests(SynchronousTestCase):
             proxy.pump()
         self.assertFalse(client.transport.disconnecting)
         self.assertEqual(client.received().count(b"data: tick"), 10)
+
+
+class OneReadTests(SynchronousTestCase):
+    """
+    A request that arrives in one read, head and large body together, is the same byte
+    stream as one arriving in pieces; the channel hands the head and the body to Twisted
+    separately, so its line parser does not copy the body once per header line.
+    """
+
+    BODY = b'{"model":"m","input":"' + b"x" * 40_000 + b'"}'
+
+    def test_bodyNotCopiedPerHeaderLine(self) -> None:
+        """While header lines are parsed, the line parser's buffer holds the head only."""
+        proxy = MemoryProxy()
+        client = proxy.connect()
+        seen: list[int] = []
+        channel = client.channel
+        lineReceived = channel.lineReceived
+        channel.lineReceived = lambda line: seen.append(len(channel._buffer)) or lineReceived(line)  # type: ignore[method-assign]
+        headers = [(b"x-h%d" % n, b"v" * 40) for n in range(16)]
+        client.send(request(body=self.BODY, headers=headers))
+        proxy.pump()
+        self.assertEqual(len(seen), 20)
+        self.assertLess(max(seen), 2048)
+        self.assertEqual(upstreamBody(proxy.upstreamRequests[0]), self.BODY)
+
+    def test_pipelinedRequestsInOneRead(self) -> None:
+        """Two requests with large bodies in one read are both forwarded whole, in order."""
+        proxy = MemoryProxy()
+        client = proxy.connect()
+        second = self.BODY.replace(b"x", b"y")
+        client.send(request(body=self.BODY) + request(body=second))
+        proxy.pump()
+        first = proxy.upstreamRequests[0]
+        self.assertEqual(upstreamBody(first), self.BODY)
+        first.write(b"{}")
+        first.finish()
+        proxy.pump()
+        self.assertEqual(upstreamBody(proxy.upstreamRequests[1]), second)
+        proxy.upstreamRequests[1].finish()
+        proxy.pump()
+        self.assertEqual(client.received().count(b"HTTP/1.1 200 OK"), 2)
+
+    def test_refusedHeadWithBodyInOneRead(self) -> None:
+        """A refused head followed by its body in the same read: the refusal, nothing
+        upstream, and the body is not parsed as another request."""
+        proxy = MemoryProxy()
+        client = proxy.connect()
+        client.send(request(target=b"/v1/models", body=b"GET / HTTP/1.1\r\n\r\n" * 200))
+        proxy.pump()
+        out = client.received()
+        self.assertEqual(out.count(b"HTTP/1.1 "), 1, out[:200])
+        self.assertTrue(out.startswith(b"HTTP/1.1 403 "))
+        self.assertEqual(proxy.upstreamRequests, [])
+
+    def test_badHeadWithBodyInOneRead(self) -> None:
+        """A malformed head followed by a large body in one read: 400 and close, and the
+        body is never read as a request."""
+        proxy = MemoryProxy()
+        client = proxy.connect()
+        raw = request(body=self.BODY, headers=[(b"x-bad", b"a\x10b")])
+        client.send(raw)
+        proxy.pump()
+        out = client.received()
+        self.assertTrue(out.startswith(b"HTTP/1.1 400 "), out[:80])
+        self.assertEqual(out.count(b"HTTP/1.1 "), 1)
+        self.assertTrue(client.transport.disconnecting)
+        self.assertEqual(proxy.upstreamRequests, [])
 
 
 class InternalErrorTests(SynchronousTestCase):
