@@ -26,6 +26,8 @@ from twisted.internet.defer import Deferred
 from twisted.web._newclient import HTTP11ClientProtocol
 from twisted.web.client import HTTPConnectionPool, _HTTP11ClientFactory
 
+from responses_proxy.web._sendnow import sendNow
+
 
 class _ConnectionHeaderProtocol(HTTP11ClientProtocol):
     """
@@ -34,6 +36,9 @@ class _ConnectionHeaderProtocol(HTTP11ClientProtocol):
 
     def request(self, request: Any) -> Deferred[Any]:
         d = super().request(request)
+        # The request (with a body already in memory) has been written: send it now,
+        # before the Deferred plumbing of the layers above runs.
+        sendNow(self.transport)
         return d.addCallback(self._restore, self._parser)
 
     @staticmethod

@@ -27,6 +27,7 @@ from responses_proxy import admission
 from responses_proxy.config import Limits
 from responses_proxy.framing import ChunkedCheck, HeadCheck
 from responses_proxy.replies import errorBody, rawResponse
+from responses_proxy.web._sendnow import sendNow
 from responses_proxy.web.timers import Clock
 
 _log = Logger(namespace="responses_proxy")
@@ -391,6 +392,10 @@ class StrictHTTPChannel(http.HTTPChannel):
         self._rateDeadline.start(max(0.5, self._bodyBytes / rate - elapsed))
 
     def requestDone(self, request: http.Request) -> None:
+        # The response is complete: its last bytes leave before the bookkeeping that
+        # follows (the next request's set-up, the access log line, the upstream
+        # connection going back to the pool).
+        sendNow(self.transport)
         self._busy = False
         super().requestDone(request)
         if not self._busy and self.persistent and self.transport is not None:
