@@ -38,6 +38,14 @@ class StartupError(Exception):
         self.exitCode = exitCode
 
 
+# Request bodies up to this size are held in memory and written upstream in one go.
+# Twisted's own threshold is 100 KB, above which it wrote the body to a temporary file
+# that the proxy then read back in pieces over several reactor turns; a long Codex
+# conversation is several hundred KB. Larger bodies (up to maxBodyBytes) still go to a
+# file, and a body of unknown length (chunked) moves to one when it grows past this.
+MEMORY_BODY_MAX = 8 * 1024 * 1024
+
+
 @attrs.frozen
 class Limits:
     """

@@ -5,13 +5,17 @@ strict channel, request and site, on a fake clock.
 
 from __future__ import annotations
 
+import io
+import tempfile
+
 from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.iweb import IAgent
 from zope.interface import implementer
 
-from responses_proxy.config import Limits
+from responses_proxy.config import MEMORY_BODY_MAX, Limits
+from responses_proxy.web import front
 from tests.memoryproxy import KEY, MemoryProxy, request, upstreamBody
 
 
@@ -465,6 +469,58 @@ class OneReadTests(SynchronousTestCase):
         self.assertEqual(out.count(b"HTTP/1.1 "), 1)
         self.assertTrue(client.transport.disconnecting)
         self.assertEqual(proxy.upstreamRequests, [])
+
+
+class BodyBufferTests(SynchronousTestCase):
+    """
+    Request bodies are held in memory up to C{MEMORY_BODY_MAX} (Twisted wrote anything
+    over 100 KB to a file), and forwarded intact whichever way they were held.
+    """
+
+    def test_choice(self) -> None:
+        """Declared lengths up to the bound: memory; over it: a file; chunked: memory
+        until it grows past the bound, then a file."""
+        self.assertIsInstance(front.bodyBuffer(0), io.BytesIO)
+        self.assertIsInstance(front.bodyBuffer(300_000), io.BytesIO)
+        self.assertIsInstance(front.bodyBuffer(MEMORY_BODY_MAX), io.BytesIO)
+        big = front.bodyBuffer(MEMORY_BODY_MAX + 1)
+        self.addCleanup(big.close)
+        self.assertNotIsInstance(big, (io.BytesIO, tempfile.SpooledTemporaryFile))
+        self.patch(front, "MEMORY_BODY_MAX", 10)
+        spooled = front.bodyBuffer(None)
+        self.addCleanup(spooled.close)
+        self.assertIsInstance(spooled, tempfile.SpooledTemporaryFile)
+        spooled.write(b"x" * 10)
+        self.assertFalse(spooled._rolled)
+        spooled.write(b"x")
+        self.assertTrue(spooled._rolled)
+
+    def forwarded(self, raw: bytes) -> bytes:
+        proxy = MemoryProxy()
+        client = proxy.connect()
+        for start in range(0, len(raw), 65536):
+            client.send(raw[start : start + 65536])
+        proxy.pump()
+        return upstreamBody(proxy.upstreamRequests[0])
+
+    def test_largeBodyInMemoryForwardedWhole(self) -> None:
+        body = b'{"input":"' + bytes(range(97, 123)) * 12_000 + b'"}'
+        self.assertEqual(self.forwarded(request(body=body)), body)
+
+    def test_bodyOverTheBoundForwardedFromAFile(self) -> None:
+        self.patch(front, "MEMORY_BODY_MAX", 1000)
+        body = b'{"input":"' + b"y" * 300_000 + b'"}'
+        self.assertEqual(self.forwarded(request(body=body)), body)
+
+    def test_chunkedBodySpilledToAFileForwardedWhole(self) -> None:
+        self.patch(front, "MEMORY_BODY_MAX", 1000)
+        data = b'{"input":"' + b"z" * 5000 + b'"}'
+        chunks = b"".join(
+            b"%x\r\n%b\r\n" % (len(data[i : i + 700]), data[i : i + 700])
+            for i in range(0, len(data), 700)
+        )
+        raw = request(body=chunks + b"0\r\n\r\n", headers=[(b"Transfer-Encoding", b"chunked")])
+        self.assertEqual(self.forwarded(raw), data)
 
 
 class InternalErrorTests(SynchronousTestCase):

@@ -12,6 +12,8 @@ past the allow-list. They override only public hooks of C{HTTPChannel} and C{Req
 
 from __future__ import annotations
 
+import io
+import tempfile
 import time
 from typing import Any
 
@@ -24,7 +26,7 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
 
 from responses_proxy import admission
-from responses_proxy.config import Limits
+from responses_proxy.config import MEMORY_BODY_MAX, Limits
 from responses_proxy.framing import ChunkedCheck, HeadCheck
 from responses_proxy.replies import errorBody, rawResponse
 from responses_proxy.web._sendnow import sendNow
@@ -33,6 +35,19 @@ from responses_proxy.web.timers import Clock
 _log = Logger(namespace="responses_proxy")
 
 _MAX_TARGET_LOG = 200
+
+
+def bodyBuffer(length: int | None) -> Any:
+    """
+    Where a request body of this declared length (L{None}: chunked) is kept while it
+    arrives: in memory up to L{MEMORY_BODY_MAX}, else in a temporary file.
+    """
+    if length is None:
+        return tempfile.SpooledTemporaryFile(max_size=MEMORY_BODY_MAX)
+    if length <= MEMORY_BODY_MAX:
+        return io.BytesIO()
+    return tempfile.TemporaryFile()
+
 
 # A read holding a request's head and more than this much after it is split in two (see
 # StrictHTTPChannel.dataReceived); below it the copies cost less than the extra call.
@@ -139,7 +154,7 @@ class StrictRequest(server.Request):
 
     def gotLength(self, length: int | None) -> None:
         self._started = time.monotonic()
-        super().gotLength(length)
+        self.content = bodyBuffer(length)
 
     def handleContentChunk(self, data: bytes) -> None:
         self._bodySize += len(data)

@@ -44,6 +44,7 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgent, IAgentEndpointFactory, IBodyProducer, IResponse
 from zope.interface import implementer
 
+from responses_proxy.config import MEMORY_BODY_MAX
 from responses_proxy.web._twistedpool import UpstreamPool
 from responses_proxy.web.timers import Clock
 
@@ -231,10 +232,6 @@ def undecodedCoding(response: IResponse) -> bytes | None:
     return b", ".join(left) if left else None
 
 
-# Bodies up to this size (all of Twisted's in-memory request bodies) are written
-# upstream in one go; larger ones are streamed from their file by a cooperator.
-_WHOLE_BODY_MAX = 1024 * 1024
-
 
 @implementer(IBodyProducer)
 class _WholeBody:
@@ -280,7 +277,7 @@ class UpstreamClient:
         A buffered request body (a file object) to send upstream: a small one in memory
         is written at once, anything else streamed in pieces on this reactor.
         """
-        if isinstance(content, io.BytesIO) and content.seek(0, io.SEEK_END) <= _WHOLE_BODY_MAX:
+        if isinstance(content, io.BytesIO) and content.seek(0, io.SEEK_END) <= MEMORY_BODY_MAX:
             return _WholeBody(content.getvalue())
         content.seek(0)
         return FileBodyProducer(content, cooperator=self._cooperator)
