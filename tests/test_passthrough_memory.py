@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.iweb import IAgent
 from zope.interface import implementer
 
-from responses_proxy.config import Limits
+from responses_proxy.config import MEMORY_BODY_MAX, Limits
 from tests.memoryproxy import KEY, CapturingAgent, MemoryProxy, request, upstreamBody
 from tests.support import wire
 
@@ -78,8 +78,8 @@ class ForwardingTests(SynchronousTestCase):
         self.assertEqual(up.requestHeaders.getRawHeaders(b"content-length"), [b"5"])
 
     def test_largeBodyStreamedFromFile(self) -> None:
-        """A body Twisted spooled to a temporary file (over 100 kB) is forwarded whole."""
-        body = b"x" * 300_000
+        """A body held in a temporary file (over C{MEMORY_BODY_MAX}) is forwarded whole."""
+        body = b"x" * (MEMORY_BODY_MAX + 1000)
         up = self.forward(request(body=body))
         self.assertEqual(upstreamBody(up), body)
 
