@@ -1,77 +1,58 @@
 """
-Tests for L{responses_proxy.web._sendnow}: queued bytes leave at once over a real socket,
-a closing transport is left to the reactor, and the private names it reads still exist
-(this fails loudly if Twisted changes them).
+Tests for L{responses_proxy.web._sendnow}: queued bytes leave at once over real TCP and
+TLS connections, a closing transport is left to the reactor, and the private names it
+reads still exist (this fails loudly if Twisted changes them).
 """
 
 from __future__ import annotations
 
-import socket
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
 
-from twisted.internet import abstract, protocol, reactor, tcp
-from twisted.internet.defer import Deferred
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.internet import abstract, tcp
+from twisted.protocols import tls
+from twisted.trial.unittest import SynchronousTestCase
 
 from responses_proxy.web._sendnow import sendNow
 
 
 class _Wrapper:
-    """Stands for a TLS transport: the TCP transport is its C{transport}."""
+    """Stands for a wrapping transport (as TLS is): the TCP one is its C{transport}."""
 
     def __init__(self, transport: object) -> None:
         self.transport = transport
 
 
-class _Answer(protocol.Protocol):
-    """Answers the first read with C{pong}, then reports what the peer could read
-    before control went back to the reactor."""
-
-    def __init__(self, peer: socket.socket, wrap: bool, send: bool, done: Deferred[bytes]) -> None:
-        self.peer = peer
-        self.wrap = wrap
-        self.send = send
-        self.done = done
-
-    def dataReceived(self, data: bytes) -> None:
-        self.transport.write(b"pong")
-        if self.send:
-            sendNow(_Wrapper(self.transport) if self.wrap else self.transport)
-        try:
-            got = self.peer.recv(100, socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            got = b""
-        self.transport.loseConnection()
-        self.done.callback(got)
-
-
-class RealSocketTests(TestCase):
+class RealConnectionTests(SynchronousTestCase):
     """
-    Over a real connection on 127.0.0.1, with the real reactor.
+    Over real connections on 127.0.0.1 with a real reactor (L{tests.sendnowprobe}, a
+    child process): the peer's socket holds the bytes before the callback that wrote them
+    returns; without C{sendNow} it does not (Twisted only queued them).
     """
 
-    def exchange(self, wrap: bool = False, send: bool = True) -> Deferred[bytes]:
-        done: Deferred[bytes] = Deferred()
-        peer = socket.socket()
-        self.addCleanup(peer.close)
-        factory = protocol.Factory.forProtocol(lambda: _Answer(peer, wrap, send, done))
-        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
-        self.addCleanup(port.stopListening)
-        peer.connect(("127.0.0.1", port.getHost().port))
-        peer.sendall(b"ping")
-        return done
-
-    def test_sentBeforeTheReactorTurns(self) -> None:
-        """The peer can read the bytes before the callback that wrote them returns."""
-        return self.exchange().addCallback(self.assertEqual, b"pong")
-
-    def test_throughAWrapper(self) -> None:
-        """A wrapping transport (as TLS is) is looked through to the TCP transport."""
-        return self.exchange(wrap=True).addCallback(self.assertEqual, b"pong")
-
-    def test_withoutItTwistedWaits(self) -> None:
-        """The control: a plain write is still queued when the callback returns, so the
-        test above shows this module's doing, not Twisted's."""
-        return self.exchange(send=False).addCallback(self.assertEqual, b"")
+    def test_probe(self) -> None:
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory, True)
+        done = subprocess.run(
+            [sys.executable, "-m", "tests.sendnowprobe", directory],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        self.assertEqual(done.returncode, 0, done.stderr.decode(errors="replace")[-2000:])
+        self.assertEqual(
+            json.loads(done.stdout),
+            {
+                "tcp": True,
+                "tcpWrapped": True,
+                "tcpControl": False,
+                "tls": True,
+                "tlsControl": False,
+            },
+        )
 
 
 class _Descriptor(abstract.FileDescriptor):
@@ -162,3 +143,11 @@ class TwistedInternalsTests(SynchronousTestCase):
         self.assertEqual(d._tempDataLen, 3)
         self.assertTrue(issubclass(tcp.Connection, abstract.FileDescriptor))
         self.assertIn("_writeDisconnecting", vars(abstract.FileDescriptor))
+
+    def test_tlsGatherer(self) -> None:
+        """Twisted's TLS transport gathers small writes in C{_aggregator}, which
+        C{flush()} writes through (the transport also claims the TCP transport's
+        interfaces, so the TCP one is found by its class)."""
+        self.assertIs(tls.TLSMemoryBIOFactory.protocol, tls.BufferingTLSTransport)
+        self.assertTrue(callable(tls._AggregateSmallWrites.flush))
+        self.assertIn("_aggregator", tls.BufferingTLSTransport.__annotations__)
