@@ -17,6 +17,7 @@ Prints figures only; nothing is asserted. The original is found as in C{bench_pr
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -28,14 +29,30 @@ import _originals as originals
 from bench_proxy import asciiHeaders
 
 
-def measure(port: int, pid: int | None, request: bytes, count: int) -> tuple[float, float]:
+def userSystem(pid: int | None) -> tuple[float, float]:
     """
-    p50 latency (ms) of C{count} requests after a warm-up, and the server's CPU ms each.
+    A process's user and system CPU seconds so far (C{/proc/<pid>/stat}).
+    """
+    if not pid:
+        return 0.0, 0.0
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        text = f.read()
+    fields = text[text.rindex(b")") + 2 :].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def measure(
+    port: int, pid: int | None, request: bytes, count: int
+) -> tuple[float, float, float]:
+    """
+    p50 latency (ms) of C{count} requests after a warm-up, and the server's user and
+    system CPU ms each.
     """
     with lib.connect(port, 60) as sock:
         for _ in range(200):
             lib.exchange(sock, request, lib.ResponseParser(), time.monotonic() + 30)
-        before = lib.procCPU(pid) if pid else 0.0
+        before = userSystem(pid)
         latencies = []
         for _ in range(count):
             start = time.perf_counter()
@@ -43,8 +60,12 @@ def measure(port: int, pid: int | None, request: bytes, count: int) -> tuple[flo
             latencies.append(time.perf_counter() - start)
             if parser.status != 200:
                 raise RuntimeError(f"status {parser.status} on port {port}")
-        after = lib.procCPU(pid) if pid else 0.0
-    return statistics.median(latencies) * 1000, (after - before) / count * 1000
+        after = userSystem(pid)
+    return (
+        statistics.median(latencies) * 1000,
+        (after[0] - before[0]) / count * 1000,
+        (after[1] - before[1]) / count * 1000,
+    )
 
 
 def main() -> int:
@@ -58,8 +79,6 @@ def main() -> int:
 
     mine, theirs = lib.pinningPlan(not args.no_pin)
     if mine is not None:
-        import os
-
         os.sched_setaffinity(0, mine)
     work = Path(tempfile.mkdtemp(prefix="bench-stack-"))
     upstream = lib.startUpstream(work, mine)
@@ -91,7 +110,7 @@ def main() -> int:
         headers, body = lib.codexRequest(args.size)
         headers = asciiHeaders(headers)
         reply = upstream.reply("json")
-        results: dict[str, list[tuple[float, float]]] = {name: [] for name in targets}
+        results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in targets}
         print(lib.machine())
         print(f"request: {len(body)} B body + Codex headers, small JSON answer; "
               f"{args.rounds} rounds x {args.requests} requests per target")
@@ -99,16 +118,19 @@ def main() -> int:
             for name, (port, pid) in targets.items():
                 request = lib.buildRequest(port, body, reply, headers)
                 results[name].append(measure(port, pid, request, args.requests))
-        direct = statistics.median(p50 for p50, _ in results["direct"])
+        direct = statistics.median(r[0] for r in results["direct"])
         rows = []
         for name, rounds in results.items():
-            p50 = statistics.median(p for p, _ in rounds)
-            cpu = statistics.median(c for _, c in rounds)
-            spread = " ".join(f"{p - direct:+.3f}" for p, _ in rounds)
-            rows.append([name, f"{p50:.3f}", f"{p50 - direct:+.3f}",
-                         f"{cpu:.3f}" if name != "direct" else "-", spread])
+            p50 = statistics.median(r[0] for r in rounds)
+            user = statistics.median(r[1] for r in rounds)
+            system = statistics.median(r[2] for r in rounds)
+            spread = " ".join(f"{r[0] - direct:+.3f}" for r in rounds)
+            cpu = [f"{user + system:.3f}", f"{user:.3f}", f"{system:.3f}"]
+            rows.append([name, f"{p50:.3f}", f"{p50 - direct:+.3f}"]
+                        + (cpu if name != "direct" else ["-", "-", "-"]) + [spread])
         print(lib.table("\nsequential keep-alive requests (median of rounds)",
-                        ["target", "p50 ms", "added ms", "CPU ms/req", "added per round"],
+                        ["target", "p50 ms", "added ms", "CPU ms/req", "user", "system",
+                         "added per round"],
                         rows))
     finally:
         for child in reversed(children):
