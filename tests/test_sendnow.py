@@ -88,26 +88,18 @@ class ClosingTests(SynchronousTestCase):
     A transport that is closing keeps its bytes for the reactor, whose call ends it.
     """
 
-    def test_disconnecting(self) -> None:
-        d = _Descriptor()
-        d.write(b"x")
-        d.disconnecting = True
-        sendNow(d)
-        self.assertEqual(d.sent, [])
-
-    def test_halfClosed(self) -> None:
-        d = _Descriptor()
-        d.write(b"x")
-        d._writeDisconnecting = True
-        sendNow(d)
-        self.assertEqual(d.sent, [])
-
-    def test_notConnected(self) -> None:
-        d = _Descriptor()
-        d.write(b"x")
-        d.connected = False
-        sendNow(d)
-        self.assertEqual(d.sent, [])
+    def test_closingOrClosed(self) -> None:
+        """Closing, half-closed or no longer connected: nothing is sent."""
+        for name, value in [
+            ("disconnecting", True),
+            ("_writeDisconnecting", True),
+            ("connected", False),
+        ]:
+            d = _Descriptor()
+            d.write(b"x")
+            setattr(d, name, value)
+            sendNow(d)
+            self.assertEqual(d.sent, [], name)
 
     def test_nothingQueued(self) -> None:
         """No bytes queued: no system call at all."""

@@ -234,7 +234,7 @@ def undecodedCoding(response: IResponse) -> bytes | None:
 
 
 @implementer(IBodyProducer)
-class _WholeBody:
+class WholeBody:
     """
     A request body already in memory, written in one go when the request starts.
     """
@@ -278,7 +278,7 @@ class UpstreamClient:
         is written at once, anything else streamed in pieces on this reactor.
         """
         if isinstance(content, io.BytesIO) and content.seek(0, io.SEEK_END) <= MEMORY_BODY_MAX:
-            return _WholeBody(content.getvalue())
+            return WholeBody(content.getvalue())
         content.seek(0)
         return FileBodyProducer(content, cooperator=self._cooperator)
 
