@@ -6,6 +6,8 @@ strict channel, request and site, on a fake clock.
 from __future__ import annotations
 
 import io
+import random
+import re
 import tempfile
 
 from twisted.internet.testing import EventLoggingObserver
@@ -469,6 +471,83 @@ class OneReadTests(SynchronousTestCase):
         self.assertEqual(out.count(b"HTTP/1.1 "), 1)
         self.assertTrue(client.transport.disconnecting)
         self.assertEqual(proxy.upstreamRequests, [])
+
+
+class HoweverReadTests(SynchronousTestCase):
+    """
+    The same bytes give the same outcome in one read or in many small ones: the split a
+    large read gets (L{OneReadTests}) is only an optimisation. Random request streams,
+    well-formed and not, a fixed seed, a bounded number of cases.
+    """
+
+    CASES = 150
+
+    def stream(self, rng: random.Random) -> bytes:
+        out = b""
+        for _ in range(rng.randint(1, 3)):
+            size = rng.choice([0, 40, 3000, 9000])
+            body = bytes(rng.choice(b'ab{}"\r\n: ') for _ in range(size))
+            if rng.random() < 0.3:
+                body = body[: size // 2] + b"\r\n\r\nPOST / HTTP/1.1\r\n" + body[size // 2 :]
+            headers = [(b"Content-Type", b"application/json")]
+            fault = rng.choice(
+                ["", "", "", "lf", "fold", "ctl", "twoLengths", "chunked", "teAndLength"]
+            )
+            if fault == "fold":
+                headers.append((b"X-A", b"b\r\n c"))
+            elif fault == "ctl":
+                headers.append((b"X-A", b"b\x10c"))
+            elif fault == "twoLengths":
+                headers.append((b"Content-Length", b"%d" % len(body)))
+            raw = request(
+                method=rng.choice([b"POST", b"POST", b"POST", b"GET"]),
+                target=rng.choice([b"/v1/responses", b"/v1/responses", b"/x"]),
+                body=body,
+                headers=headers,
+            )
+            if fault == "lf":
+                head, _, rest = raw.partition(b"\r\n\r\n")
+                raw = head.replace(b"\r\n", b"\n") + b"\n\n" + rest
+            elif fault in ("chunked", "teAndLength"):
+                head, _, rest = raw.partition(b"\r\n\r\n")
+                if fault == "chunked":
+                    head = head.replace(b"Content-Length", b"X-Length")
+                framed = b"%x\r\n%b\r\n0\r\n\r\n" % (len(rest), rest) if rest else b"0\r\n\r\n"
+                raw = head + b"\r\nTransfer-Encoding: chunked\r\n\r\n" + framed
+            out += raw
+        return out
+
+    def outcome(self, data: bytes, sizes: list[int]) -> tuple[bytes, list[bytes], bool]:
+        proxy = MemoryProxy()
+        client = proxy.connect()
+        start = 0
+        for size in sizes:
+            client.send(data[start : start + size])
+            start += size
+        client.send(data[start:])
+        proxy.pump()
+        bodies: list[bytes] = []
+        for _ in range(8):
+            pending = proxy.upstreamRequests[len(bodies) :]
+            if not pending:
+                break
+            for up in pending:
+                bodies.append(upstreamBody(up))
+                up.write(b"ok")
+                up.finish()
+            proxy.pump()
+        text = re.sub(rb"(?im)^date: [^\r\n]*\r\n", b"", client.received())
+        return text, bodies, client.transport.disconnecting
+
+    def test_sameOutcome(self) -> None:
+        rng = random.Random(9112)
+        for case in range(self.CASES):
+            data = self.stream(rng)
+            pieces = []
+            while sum(pieces) < len(data):
+                pieces.append(rng.randint(1, 97))
+            whole = self.outcome(data, [])
+            self.assertEqual(whole, self.outcome(data, pieces), (case, data[:300]))
 
 
 class BodyBufferTests(SynchronousTestCase):

@@ -293,14 +293,14 @@ class StrictHTTPChannel(http.HTTPChannel):
             end = data.find(b"\r\n\r\n") + 4
             if 4 <= end < len(data) - _SPLIT_AFTER_HEAD:
                 self._received(data[:end])
-                transport = self.transport
-                if transport is None or transport.disconnecting:
-                    return
                 data = data[end:]
         self._received(data)
 
     def _received(self, data: bytes) -> None:
-        if self._refused:
+        transport = self.transport
+        if self._refused or transport is None or transport.disconnecting:
+            # Twisted refused the request itself (a raw 400) and is closing: nothing more
+            # is read, as a TCP transport stops reading once it is told to close.
             return
         if not self._busy:
             # A request begins: its own deadlines replace the idle one until the whole
