@@ -173,6 +173,8 @@ class UpstreamClientTests(SynchronousTestCase):
         self.assertIs(ready.to_uri(), ready)
         self.assertIs(ready.to_text(), ready.to_text())
         self.assertEqual(ready.to_text(), url)
+        derived = ready.replace(path=("v1", "r\u00e9ponses"))
+        self.assertEqual(derived.to_uri().to_text(), "https://api.example:8443/v1/r%C3%A9ponses?api-version=1")
 
 
 class ContentCodingTests(SynchronousTestCase):

@@ -162,14 +162,16 @@ class _ReadyURL(EncodedURL):
     """
     The upstream URL already in the form treq sends: treq asks every URL it is given for
     its URI form and text on every request, and hyperlink recomputes both each time
-    (host names through IDNA), about a tenth of a small request's CPU. This URL was made from
-    that form, so it is its own URI form and its text is computed once.
+    (host names through IDNA), about a tenth of a small request's CPU. This URL was made
+    from that form, so it is its own URI form and its text is computed once.
     """
 
     _text = ""
 
     def to_uri(self) -> EncodedURL:
-        return self
+        # A URL derived from this one (hyperlink's replace() keeps the class) has no
+        # remembered text and is converted as usual.
+        return self if self._text else super().to_uri()
 
     def to_text(self, with_password: bool = False) -> str:
         if with_password or not self._text:
@@ -230,7 +232,6 @@ def undecodedCoding(response: IResponse) -> bytes | None:
     codings = [c.strip().lower() for c in b",".join(values).split(b",")]
     left = [c for c in codings if c and c != b"identity"]
     return b", ".join(left) if left else None
-
 
 
 @implementer(IBodyProducer)
