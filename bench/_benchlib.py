@@ -473,14 +473,21 @@ class SSECounter:
 # --------------------------------------------------------------------------- processes
 
 
-def procCPU(pid: int) -> float:
+def procUserSystem(pid: int) -> tuple[float, float]:
     """
-    The process's user + system CPU seconds so far (C{/proc/<pid>/stat}).
+    The process's user and system CPU seconds so far (C{/proc/<pid>/stat}).
     """
     with open(f"/proc/{pid}/stat", "rb") as f:
         text = f.read()
     fields = text[text.rindex(b")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+    return int(fields[11]) / _CLK_TCK, int(fields[12]) / _CLK_TCK
+
+
+def procCPU(pid: int) -> float:
+    """
+    The process's user + system CPU seconds so far.
+    """
+    return sum(procUserSystem(pid))
 
 
 def procMemory(pid: int) -> dict[str, int]:

@@ -29,19 +29,6 @@ import _originals as originals
 from bench_proxy import asciiHeaders
 
 
-def userSystem(pid: int | None) -> tuple[float, float]:
-    """
-    A process's user and system CPU seconds so far (C{/proc/<pid>/stat}).
-    """
-    if not pid:
-        return 0.0, 0.0
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        text = f.read()
-    fields = text[text.rindex(b")") + 2 :].split()
-    tick = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / tick, int(fields[12]) / tick
-
-
 def measure(
     port: int, pid: int | None, request: bytes, count: int
 ) -> tuple[float, float, float]:
@@ -52,7 +39,7 @@ def measure(
     with lib.connect(port, 60) as sock:
         for _ in range(200):
             lib.exchange(sock, request, lib.ResponseParser(), time.monotonic() + 30)
-        before = userSystem(pid)
+        before = lib.procUserSystem(pid) if pid else (0.0, 0.0)
         latencies = []
         for _ in range(count):
             start = time.perf_counter()
@@ -60,7 +47,7 @@ def measure(
             latencies.append(time.perf_counter() - start)
             if parser.status != 200:
                 raise RuntimeError(f"status {parser.status} on port {port}")
-        after = userSystem(pid)
+        after = lib.procUserSystem(pid) if pid else (0.0, 0.0)
     return (
         statistics.median(latencies) * 1000,
         (after[0] - before[0]) / count * 1000,
