@@ -115,10 +115,18 @@ class ClosingTests(SynchronousTestCase):
         self.assertEqual(d.sent, [b"abcd"])
 
     def test_notADescriptor(self) -> None:
-        """Anything else (a test's string transport, None) is left alone."""
+        """Anything else (None, an object without a transport, a wrapping deeper than a
+        real one) is left alone; a wrapped descriptor within reach is sent."""
         sendNow(None)
         sendNow(object())
-        sendNow(_Wrapper(_Wrapper(_Wrapper(_Wrapper(_Descriptor())))))
+        buried = _Descriptor()
+        buried.write(b"x")
+        sendNow(_Wrapper(_Wrapper(_Wrapper(_Wrapper(buried)))))
+        self.assertEqual(buried.sent, [], "looked deeper than any real wrapping")
+        near = _Descriptor()
+        near.write(b"y")
+        sendNow(_Wrapper(_Wrapper(near)))
+        self.assertEqual(near.sent, [b"y"])
 
 
 class TwistedInternalsTests(SynchronousTestCase):
