@@ -257,6 +257,18 @@ def reasoningText(value: object) -> str:
     return ""
 
 
+def _details(usage: Mapping[str, Any], chatName: str, responsesName: str) -> Mapping[str, Any]:
+    """
+    A usage details object under its Chat Completions name, else its Responses name
+    (some servers send that shape), else empty.
+    """
+    for name in (chatName, responsesName):
+        details = usage.get(name)
+        if isinstance(details, Mapping):
+            return details
+    return {}
+
+
 def _tokenCount(value: object) -> int | None:
     """
     A token count from an upstream usage field, or L{None} if it is not one.
@@ -300,11 +312,7 @@ def mapUsage(usage: object) -> dict[str, Any] | None:
     if totalTokens is None:
         totalTokens = inputTokens + outputTokens
 
-    promptDetails = usage.get("prompt_tokens_details")
-    if not isinstance(promptDetails, Mapping):
-        promptDetails = usage.get("input_tokens_details")
-    if not isinstance(promptDetails, Mapping):
-        promptDetails = {}
+    promptDetails = _details(usage, "prompt_tokens_details", "input_tokens_details")
     cached = _tokenCount(promptDetails.get("cached_tokens"))
     if cached is None:
         cached = _tokenCount(usage.get("prompt_cache_hit_tokens"))
@@ -312,11 +320,7 @@ def mapUsage(usage: object) -> dict[str, Any] | None:
         cached = _tokenCount(usage.get("cached_tokens"))
     cacheWrite = _tokenCount(promptDetails.get("cache_write_tokens"))
 
-    completionDetails = usage.get("completion_tokens_details")
-    if not isinstance(completionDetails, Mapping):
-        completionDetails = usage.get("output_tokens_details")
-    if not isinstance(completionDetails, Mapping):
-        completionDetails = {}
+    completionDetails = _details(usage, "completion_tokens_details", "output_tokens_details")
     reasoningTokens = _tokenCount(completionDetails.get("reasoning_tokens"))
 
     return {

@@ -100,6 +100,19 @@ def _machine(
     return ReplyMachine(context, collector, newId, healerFor(context.healTextCalls)), collector
 
 
+def _result(
+    machine: ReplyMachine, collector: _Collector, healed: list[str] | None = None
+) -> dict[str, Any]:
+    """
+    The finished machine's response, with the text-call formats it healed added to
+    C{healed} if given.
+    """
+    if healed is not None:
+        healed.extend(machine.healed)
+    assert collector.response is not None
+    return collector.response
+
+
 def completionToResponse(
     context: BridgeContext,
     completion: object,
@@ -120,10 +133,7 @@ def completionToResponse(
     """
     machine, collector = _machine(context, responseId, createdAt, idFactory)
     machine.feedCompletion(completion)
-    if healed is not None:
-        healed.extend(machine.healed)
-    assert collector.response is not None
-    return collector.response
+    return _result(machine, collector, healed)
 
 
 def chunksToResponse(
@@ -149,10 +159,7 @@ def chunksToResponse(
         if machine.done:
             break
     machine.end()
-    if healed is not None:
-        healed.extend(machine.healed)
-    assert collector.response is not None
-    return collector.response
+    return _result(machine, collector, healed)
 
 
 def failedResponse(
@@ -170,5 +177,4 @@ def failedResponse(
     """
     machine, collector = _machine(context, responseId, createdAt, idFactory)
     machine.fail(code, message)
-    assert collector.response is not None
-    return collector.response
+    return _result(machine, collector)
